@@ -1,0 +1,135 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"sort"
+	"strings"
+
+	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/ast"
+)
+
+// Error is a problem in the config file. Its text names the file, line and
+// column, the key path and, where one exists, the fix.
+type Error struct {
+	Pos  string // "secretrun.yaml:12:7"
+	Path string // "environments.prod[1].path"
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.Pos)
+	b.WriteString(": ")
+	if e.Path != "" {
+		b.WriteString(e.Path)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// position renders the position of a node in file.
+func position(file string, n ast.Node) string {
+	if n == nil || n.GetToken() == nil {
+		return file
+	}
+	p := n.GetToken().Position
+	return fmt.Sprintf("%s:%d:%d", file, p.Line, p.Column)
+}
+
+func errorAt(file string, n ast.Node, path, format string, args ...any) *Error {
+	return &Error{Pos: position(file, n), Path: path, Msg: fmt.Sprintf(format, args...)}
+}
+
+// decodeStrict decodes node into v, a pointer to a struct, rejecting unknown
+// keys and wrong types. extra names keys that the caller handles itself, so
+// the list of valid keys in a message is complete.
+func decodeStrict(file, path string, node ast.Node, v any, extra ...string) error {
+	err := yaml.NodeToValue(node, v, yaml.Strict())
+	if err == nil {
+		return nil
+	}
+	pos := position(file, node)
+	var yerr yaml.Error
+	if errors.As(err, &yerr) && yerr.GetToken() != nil {
+		p := yerr.GetToken().Position
+		pos = fmt.Sprintf("%s:%d:%d", file, p.Line, p.Column)
+	}
+	var unknown *yaml.UnknownFieldError
+	if errors.As(err, &unknown) {
+		key := ""
+		if unknown.Token != nil {
+			key = unknown.Token.Value
+		}
+		valid := append(yamlKeys(reflect.TypeOf(v)), extra...)
+		sort.Strings(valid)
+		return &Error{Pos: pos, Path: path, Msg: fmt.Sprintf("unknown key %q (valid keys: %s)", key, strings.Join(valid, ", "))}
+	}
+	msg := err.Error()
+	if yerr != nil {
+		msg = yerr.GetMessage()
+	}
+	return &Error{Pos: pos, Path: path, Msg: simplifyTypeError(msg)}
+}
+
+// simplifyTypeError turns the decoder's Go-flavoured type errors into
+// wording about YAML.
+func simplifyTypeError(msg string) string {
+	msg = strings.TrimPrefix(msg, "cannot unmarshal ")
+	if i := strings.Index(msg, " into Go struct field "); i >= 0 {
+		what := msg[:i]
+		rest := msg[i+len(" into Go struct field "):]
+		typ := rest
+		if j := strings.LastIndex(rest, " of type "); j >= 0 {
+			typ = rest[j+len(" of type "):]
+		}
+		return fmt.Sprintf("wrong type: got %s, want %s", what, friendlyType(typ))
+	}
+	return msg
+}
+
+func friendlyType(goType string) string {
+	switch {
+	case goType == "bool":
+		return "true or false"
+	case strings.HasPrefix(goType, "int") || strings.HasPrefix(goType, "uint"):
+		return "a number"
+	case goType == "string":
+		return "a string"
+	case strings.HasPrefix(goType, "[]"):
+		return "a list"
+	case strings.HasPrefix(goType, "map[") || strings.HasPrefix(goType, "yaml.MapSlice"):
+		return "a mapping"
+	case strings.HasSuffix(goType, "Duration"):
+		return "a duration such as 30s"
+	}
+	return goType
+}
+
+// yamlKeys lists the yaml keys of the struct t points to.
+func yamlKeys(t reflect.Type) []string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return nil
+	}
+	var keys []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag := strings.Split(f.Tag.Get("yaml"), ",")[0]
+		switch {
+		case tag == "-":
+		case f.Anonymous && tag == "":
+			keys = append(keys, yamlKeys(f.Type)...)
+		case tag != "":
+			keys = append(keys, tag)
+		case f.IsExported():
+			keys = append(keys, strings.ToLower(f.Name))
+		}
+	}
+	return keys
+}

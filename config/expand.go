@@ -1,0 +1,86 @@
+package config
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/goccy/go-yaml/ast"
+)
+
+// expander resolves ${VAR} from secretrun's own environment and {env} and
+// {scope} from the selection, in the string values of a tree (never in its
+// keys).
+type expander struct {
+	file         string
+	lookup       func(string) (string, bool)
+	env, scope   string
+	placeholders bool // whether {env} and {scope} apply here
+}
+
+var variableRef = regexp.MustCompile(`\$\$\{|\$\{([^}]*)\}`)
+
+func (x *expander) walk(path string, n ast.Node) error {
+	switch v := n.(type) {
+	case *ast.MappingNode:
+		for _, kv := range v.Values {
+			if err := x.walk(path+"."+kv.Key.String(), kv.Value); err != nil {
+				return err
+			}
+		}
+	case *ast.SequenceNode:
+		for i, item := range v.Values {
+			if err := x.walk(fmt.Sprintf("%s[%d]", path, i), item); err != nil {
+				return err
+			}
+		}
+	case *ast.LiteralNode:
+		return x.walk(path, v.Value)
+	case *ast.StringNode:
+		out, err := x.expand(v.Value)
+		if err != nil {
+			return errorAt(x.file, v, strings.TrimPrefix(path, "."), "%s", err)
+		}
+		v.Value = out
+	}
+	return nil
+}
+
+func (x *expander) expand(s string) (string, error) {
+	var err error
+	out := variableRef.ReplaceAllStringFunc(s, func(m string) string {
+		if m == "$${" {
+			return "${"
+		}
+		ref := m[2 : len(m)-1]
+		name, def, hasDefault := strings.Cut(ref, ":-")
+		if !ValidName(name) {
+			err = fmt.Errorf("${%s} is not a valid reference; write ${NAME} or ${NAME:-default}", ref)
+			return m
+		}
+		if val, ok := x.lookup(name); ok && (val != "" || !hasDefault) {
+			return val
+		}
+		if hasDefault {
+			return def
+		}
+		if err == nil {
+			err = fmt.Errorf("${%s} is not set in secretrun's environment; export it, or write ${%s:-default}", name, name)
+		}
+		return m
+	})
+	if err != nil {
+		return "", err
+	}
+	if !x.placeholders {
+		return out, nil
+	}
+	out = strings.ReplaceAll(out, "{env}", x.env)
+	if strings.Contains(out, "{scope}") {
+		if x.scope == "" {
+			return "", fmt.Errorf("{scope} needs a scope: pass --scope NAME or set SECRETRUN_SCOPE")
+		}
+		out = strings.ReplaceAll(out, "{scope}", x.scope)
+	}
+	return out, nil
+}

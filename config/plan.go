@@ -1,0 +1,164 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+
+	"github.com/goccy/go-yaml/ast"
+
+	"github.com/secretrun/secretrun/providers"
+)
+
+// Selection chooses which environment and scope to run.
+type Selection struct {
+	// Environment is --env; "" means default_environment.
+	Environment string
+	// Scope is --scope; "" leaves {scope} unresolvable.
+	Scope string
+	// Lookup reads secretrun's own environment for ${VAR}.
+	Lookup func(string) (string, bool)
+}
+
+// Plan is everything needed to fetch the secrets of one environment.
+type Plan struct {
+	Environment string
+	Scope       string
+	// Sources in config order; later sources win.
+	Sources []*providers.Source
+	// Providers are the instances the sources use, by name.
+	Providers map[string]providers.Provider
+	Watch     Watch
+	Mask      bool
+}
+
+// Plan resolves placeholders in the chosen environment and builds its
+// provider instances. No backend is contacted.
+func (f *File) Plan(reg *providers.Registry, sel Selection, penv providers.Env) (*Plan, error) {
+	d, err := parse(f.Name, f.src)
+	if err != nil {
+		return nil, err
+	}
+	envName := sel.Environment
+	if envName == "" {
+		envName = d.top.DefaultEnvironment
+	}
+	if envName == "" && len(d.environments) == 1 {
+		envName = d.environments[0].name
+	}
+	if envName == "" {
+		return nil, &Error{Pos: f.Name, Msg: fmt.Sprintf("no environment chosen; pass --env NAME, set SECRETRUN_ENV, or set default_environment (defined: %s)", d.environmentNames())}
+	}
+	env := d.environment(envName)
+	if env == nil {
+		return nil, &Error{Pos: f.Name, Msg: fmt.Sprintf("environment %q is not defined under environments: (defined: %s)", envName, d.environmentNames())}
+	}
+	for _, p := range d.providers {
+		if _, ok := reg.Lookup(p.typ); !ok {
+			return nil, errorAt(d.file, valueOf(p.settingsParent(d), "type", p.key), "providers."+p.name+".type",
+				"unknown provider type %q (known: %s)", p.typ, strings.Join(reg.Names(), ", "))
+		}
+	}
+
+	lookup := sel.Lookup
+	if lookup == nil {
+		lookup = func(string) (string, bool) { return "", false }
+	}
+	x := &expander{file: d.file, lookup: lookup, env: envName, scope: sel.Scope, placeholders: true}
+	plan := &Plan{Environment: envName, Scope: sel.Scope, Providers: map[string]providers.Provider{}, Mask: d.top.Mask}
+
+	global := &expander{file: d.file, lookup: lookup}
+	if d.watch != nil {
+		if err := global.walk("watch", d.watch); err != nil {
+			return nil, err
+		}
+	}
+	if plan.Watch, err = d.decodeWatch(); err != nil {
+		return nil, err
+	}
+
+	for i, node := range env.sources {
+		path := fmt.Sprintf("environments.%s[%d]", env.name, i)
+		if err := x.walk(path, node); err != nil {
+			return nil, err
+		}
+		common, own, err := d.splitSource(path, node)
+		if err != nil {
+			return nil, err
+		}
+		p, err := d.instance(plan, reg, x, common.From, penv)
+		if err != nil {
+			return nil, err
+		}
+		src := common.source(position(d.file, node))
+		opts := &options{file: d.file, path: path, node: own, extra: commonKeyNames}
+		if src.Ref, err = p.ParseSource(src, opts); err != nil {
+			return nil, located(d.file, node, path, err)
+		}
+		plan.Sources = append(plan.Sources, src)
+	}
+	return plan, nil
+}
+
+// instance builds the named provider once per plan.
+func (d *document) instance(plan *Plan, reg *providers.Registry, x *expander, name string, penv providers.Env) (providers.Provider, error) {
+	if p, ok := plan.Providers[name]; ok {
+		return p, nil
+	}
+	pn := d.provider(name)
+	path := "providers." + name
+	if err := x.walk(path, pn.settings); err != nil {
+		return nil, err
+	}
+	typ, _ := reg.Lookup(pn.typ)
+	p, err := typ.New(name, &options{file: d.file, path: path, node: pn.settings, extra: []string{"type"}}, penv)
+	if err != nil {
+		return nil, located(d.file, pn.key, path, err)
+	}
+	plan.Providers[name] = p
+	return p, nil
+}
+
+// located gives an error from a provider the position of what it was
+// checking, unless it already has one.
+func located(file string, n ast.Node, path string, err error) error {
+	var cerr *Error
+	if errors.As(err, &cerr) {
+		return cerr
+	}
+	return errorAt(file, n, path, "%s", err)
+}
+
+func (p *providerNode) settingsParent(d *document) *ast.MappingNode {
+	providersNode, _ := d.top.Providers.(*ast.MappingNode)
+	if providersNode == nil {
+		return nil
+	}
+	if m, ok := valueOf(providersNode, p.name, nil).(*ast.MappingNode); ok {
+		return m
+	}
+	return nil
+}
+
+func (d *document) decodeWatch() (Watch, error) {
+	w := DefaultWatch
+	if d.watch == nil || isNull(d.watch) {
+		return w, nil
+	}
+	if err := decodeStrict(d.file, "watch", d.watch, &w); err != nil {
+		return w, err
+	}
+	switch w.OnChange {
+	case "restart", "signal", "exit", "none":
+	default:
+		return w, errorAt(d.file, valueOf(d.watch.(*ast.MappingNode), "on_change", d.watch), "watch.on_change",
+			"unknown action %q (one of restart, signal, exit, none)", w.OnChange)
+	}
+	if w.Interval <= 0 {
+		return w, errorAt(d.file, valueOf(d.watch.(*ast.MappingNode), "interval", d.watch), "watch.interval", "must be a positive duration such as 30s")
+	}
+	return w, nil
+}
+
+func reflectTypeOf[T any]() reflect.Type { return reflect.TypeOf((*T)(nil)).Elem() }

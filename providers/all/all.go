@@ -1,0 +1,12 @@
+// Package all is the one place that lists every provider secretrun ships.
+package all
+
+import (
+	"github.com/secretrun/secretrun/providers"
+)
+
+// Registry returns a registry holding every provider type.
+func Registry() *providers.Registry {
+	r := providers.NewRegistry()
+	return r
+}

@@ -1,0 +1,134 @@
+// Package providers defines what a secret backend must do for secretrun: the
+// Provider interface, the registry of backend types, the redacting Secret
+// type and the errors that providers wrap. Each backend lives in a package of
+// its own below this one; providers/all lists them.
+package providers
+
+import (
+	"context"
+	"time"
+)
+
+// Provider is one configured backend instance, such as the `vault` entry
+// under `providers:` in secretrun.yaml.
+//
+// A provider must not contact its backend before the first Fetch: building
+// one validates configuration only, so `secretrun check --offline` and config
+// errors never wait on the network.
+type Provider interface {
+	// ParseSource decodes and validates the provider-specific keys of one
+	// source (`path`, `secret`, ...); the common keys are already in src. It
+	// returns what the source reads, for Fetch and for messages.
+	ParseSource(src *Source, opts Options) (Ref, error)
+
+	// Fetch reads sources, all of which belong to this provider, and returns
+	// one Result per source, in order. A failure that concerns one source
+	// (not found, denied) goes in that Result's Err; a failure of the whole
+	// backend (unreachable, authentication) is the returned error.
+	Fetch(ctx context.Context, sources []*Source) ([]Result, error)
+}
+
+// Ref is a provider's parsed description of what a source reads. Its String
+// is the path or name a user wrote, used in messages and origins.
+type Ref interface {
+	String() string
+}
+
+// Source is one entry of an environment in the config file: which provider
+// instance to read, what to read from it, and how the fields it returns
+// become variables.
+type Source struct {
+	// Provider is the name of the provider instance in the config.
+	Provider string
+	// Ref is what the provider reads; set by ParseSource.
+	Ref Ref
+	// Keys selects fields by name; empty selects every field.
+	Keys []string
+	// Map selects fields and names their variables; in the config's order.
+	Map []Rename
+	// Prefix is put before variable names derived from field names.
+	Prefix string
+	// As names the variable for a plain (unnamed) secret value.
+	As string
+	// Optional makes a missing secret an empty result instead of an error.
+	Optional bool
+	// Version pins one version of the secret; its meaning is the provider's.
+	Version string
+	// Pos is where the source is written: "secretrun.yaml:12:7".
+	Pos string
+}
+
+// Rename is one `map:` entry: the variable Var takes the value of Field.
+type Rename struct {
+	Var   string
+	Field string
+}
+
+// Plain is the field name of a secret that is one unnamed value, such as a
+// plain-string AWS secret or a keyring item read as a whole; `as:` names it.
+const Plain = ""
+
+// Result is what a provider read for one source.
+type Result struct {
+	// Fields holds the secret's fields by name; a plain value is at Plain.
+	Fields map[string]Field
+	// Version labels the version that was read ("3", an AWS version id),
+	// for messages; empty when the backend has no versions.
+	Version string
+	// Expires is when the values stop being valid (a lease); zero if never.
+	Expires time.Time
+	// Err is the reason this source could not be read.
+	Err error
+}
+
+// Field is one value of a secret.
+type Field struct {
+	Value Secret
+	// Nested marks an object or array, rendered as JSON text: it becomes a
+	// variable only when a source maps it explicitly.
+	Nested bool
+}
+
+// Options is a block of provider-specific settings from the config file.
+type Options interface {
+	// Decode decodes the block into v, a pointer to a struct with yaml tags.
+	// Unknown keys and wrong types are errors that name file:line:col.
+	Decode(v any) error
+	// Pos is where the block is written: "secretrun.yaml:12:7".
+	Pos() string
+}
+
+// Closer is implemented by providers that hold something to give back when
+// secretrun exits, such as Vault leases to revoke.
+type Closer interface {
+	Close(ctx context.Context) error
+}
+
+// Versioner is implemented by providers that can tell cheaply whether
+// sources have changed, without reading their values (Vault KV metadata,
+// Secrets Manager version stages, Infisical ETags). The watch loop compares
+// fetched values for providers that do not implement it.
+type Versioner interface {
+	// Versions returns one label per source that changes whenever the
+	// source's values change.
+	Versions(ctx context.Context, sources []*Source) ([]string, error)
+}
+
+// Loginer is implemented by providers whose credentials `secretrun login`
+// can obtain and keep in the OS keyring, so no credential file is written.
+type Loginer interface {
+	// Login asks for credentials through p, verifies them against the
+	// backend and stores what should last in the keyring.
+	Login(ctx context.Context, p Prompter) error
+	// Logout removes what Login stored.
+	Logout(ctx context.Context) error
+}
+
+// Prompter asks the user for input: on the terminal, or line by line from
+// standard input when that is not a terminal.
+type Prompter interface {
+	// Ask reads an answer that may be shown as it is typed.
+	Ask(label string) (string, error)
+	// AskSecret reads an answer without echoing it.
+	AskSecret(label string) (Secret, error)
+}

@@ -1,0 +1,28 @@
+package providertest
+
+import (
+	"testing"
+
+	"github.com/secretrun/secretrun/config"
+)
+
+func TestFakeConformance(t *testing.T) {
+	fake := NewFake()
+	opts, err := config.OptionsFromYAML("{}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := fake.Type().New("mem", opts, providersEnv())
+	if err != nil {
+		t.Fatal(err)
+	}
+	Run(t, Backend{
+		Provider: p,
+		Name:     "mem",
+		Put: func(t *testing.T, name string, fields map[string]string) string {
+			fake.Set(name, fields)
+			return "path: " + name
+		},
+		Missing: func(t *testing.T) string { return "path: does/not/exist" },
+	})
+}
