@@ -120,7 +120,9 @@ func (o *options) Decode(v any) error {
 
 func (o *options) Pos() string { return position(o.file, o.node) }
 
-func (d *document) providerNames() string  { return names(d.providers, func(p *providerNode) string { return p.name }) }
+func (d *document) providerNames() string {
+	return names(d.providers, func(p *providerNode) string { return p.name })
+}
 func (d *document) environmentNames() string {
 	return names(d.environments, func(e *environmentNode) string { return e.name })
 }

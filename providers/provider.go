@@ -110,7 +110,10 @@ type Closer interface {
 // fetched values for providers that do not implement it.
 type Versioner interface {
 	// Versions returns one label per source that changes whenever the
-	// source's values change.
+	// source's values change. An empty label means the provider cannot tell
+	// for that source (a Vault KV v1 mount): the watch loop then fetches it
+	// and compares values. Providers holding leases renew them here and
+	// change the label when a lease must be replaced by a fresh read.
 	Versions(ctx context.Context, sources []*Source) ([]string, error)
 }
 
