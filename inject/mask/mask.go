@@ -88,6 +88,13 @@ func New(dst io.Writer, values []string, opts Options) *Writer {
 	return w
 }
 
+// String and GoString keep fmt from printing the held bytes, which may be
+// the start of a value.
+func (w *Writer) String() string { return "mask.Writer" }
+
+// GoString is String for %#v.
+func (w *Writer) GoString() string { return "mask.Writer" }
+
 // Skipped returns the indices, into the values given to New, of the values
 // that are too short to be masked, so the caller can warn without naming
 // them. Empty values are not included.
