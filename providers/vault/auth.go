@@ -1,0 +1,520 @@
+package vault
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-cleanhttp"
+	"github.com/hashicorp/vault/api"
+
+	"github.com/secretrun/secretrun/providers"
+)
+
+// defaultK8sTokenFile is where Kubernetes mounts a pod's service-account
+// token.
+const defaultK8sTokenFile = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+
+// authSettings is the `auth:` block. Which keys apply depends on the method;
+// validate rejects the others, so a key meant for another method is not
+// silently ignored.
+type authSettings struct {
+	Method       string `yaml:"method"`
+	Mount        string `yaml:"mount"`
+	RoleID       string `yaml:"role_id"`
+	SecretID     string `yaml:"secret_id"`
+	SecretIDFile string `yaml:"secret_id_file"`
+	Role         string `yaml:"role"`
+	JWT          string `yaml:"jwt"`
+	JWTFile      string `yaml:"jwt_file"`
+	Audience     string `yaml:"audience"`
+	TokenFile    string `yaml:"token_file"`
+	Username     string `yaml:"username"`
+}
+
+// methodKeys lists, per method, the keys it understands besides method and
+// mount. userpass and ldap are for `secretrun login`; a run then uses the
+// token that login stored.
+var methodKeys = map[string][]string{
+	"token":      {},
+	"approle":    {"role_id", "secret_id", "secret_id_file"},
+	"jwt":        {"role", "jwt", "jwt_file", "audience"},
+	"kubernetes": {"role", "token_file"},
+	"userpass":   {"username"},
+	"ldap":       {"username"},
+}
+
+func (a *authSettings) method() string {
+	if a.Method == "" {
+		return "token"
+	}
+	return a.Method
+}
+
+// mount is the path the method is enabled at: its name unless overridden.
+func (a *authSettings) mount() string {
+	if m := strings.Trim(a.Mount, "/"); m != "" {
+		return m
+	}
+	return a.method()
+}
+
+func (a *authSettings) validate() error {
+	m := a.method()
+	allowed, ok := methodKeys[m]
+	if !ok {
+		return fmt.Errorf("method %q is not one of token, approle, jwt, kubernetes, userpass, ldap", a.Method)
+	}
+	set := map[string]bool{
+		"role_id": a.RoleID != "", "secret_id": a.SecretID != "", "secret_id_file": a.SecretIDFile != "",
+		"role": a.Role != "", "jwt": a.JWT != "", "jwt_file": a.JWTFile != "", "audience": a.Audience != "",
+		"token_file": a.TokenFile != "", "username": a.Username != "",
+	}
+	for key, isSet := range set {
+		if isSet && !slices.Contains(allowed, key) {
+			return fmt.Errorf("%s does not apply to method %s", key, m)
+		}
+	}
+	switch {
+	case m == "token" && a.Mount != "":
+		return errors.New("mount does not apply to method token")
+	case m == "approle" && a.RoleID == "":
+		return errors.New("method approle needs role_id")
+	case m == "approle" && a.SecretID != "" && a.SecretIDFile != "":
+		return errors.New("give secret_id or secret_id_file, not both")
+	case m == "jwt" && a.JWT != "" && a.JWTFile != "":
+		return errors.New("give jwt or jwt_file, not both")
+	case m == "kubernetes" && a.Role == "":
+		return errors.New("method kubernetes needs role")
+	}
+	return nil
+}
+
+// selfLogin reports whether the method logs in by itself on every run
+// (machine identities) rather than using a stored token.
+func (a *authSettings) selfLogin() bool {
+	switch a.method() {
+	case "approle", "jwt", "kubernetes":
+		return true
+	}
+	return false
+}
+
+// tokenState is the token in use and what is known about it.
+type tokenState struct {
+	token string
+	// origin says where the token came from, for messages.
+	origin string
+	// ours marks a token this provider obtained by logging in: it can log in
+	// again when the token runs out, and it revokes the token on Close.
+	ours bool
+	// gen counts tokens over the run; leases remember the one they were
+	// read with.
+	gen int
+	// known is set once the TTL and policies below have been learnt.
+	known     bool
+	renewable bool
+	// increment is the TTL the token was issued with, asked for on renewal.
+	increment time.Duration
+	renewAt   time.Time
+	policies  []string
+	// warned stops a warning about an unrenewable token from repeating.
+	warned bool
+}
+
+// ready returns the client with a token, logging in first if needed, and
+// renews or replaces the token when it is past about two thirds of its TTL.
+func (p *provider) ready(ctx context.Context) (*api.Client, error) {
+	c, err := p.apiClient()
+	if err != nil {
+		return nil, err
+	}
+	p.authMu.Lock()
+	defer p.authMu.Unlock()
+	if p.tok == nil {
+		tok, err := p.obtainToken(ctx)
+		if err != nil {
+			return nil, err
+		}
+		tok.gen = 1
+		p.tok = tok
+		c.SetToken(tok.token)
+		return c, nil
+	}
+	if err := p.refreshTokenLocked(ctx, c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// obtainToken finds or obtains a token according to the auth method.
+func (p *provider) obtainToken(ctx context.Context) (*tokenState, error) {
+	if p.auth.selfLogin() {
+		return p.machineLogin(ctx)
+	}
+	type candidate struct {
+		origin string
+		get    func() string
+	}
+	fromEnv := candidate{"VAULT_TOKEN", func() string { return strings.TrimSpace(p.env.Getenv("VAULT_TOKEN")) }}
+	fromFile := candidate{"~/.vault-token", func() string {
+		if p.env.HomeDir == "" {
+			return ""
+		}
+		b, err := os.ReadFile(filepath.Join(p.env.HomeDir, ".vault-token"))
+		if err != nil {
+			return ""
+		}
+		return strings.TrimSpace(string(b))
+	}}
+	fromKeyring := candidate{"the keyring (secretrun login " + p.name + ")", func() string {
+		if p.env.Keyring == nil {
+			return ""
+		}
+		s, err := p.env.Keyring.Get(KeyringService, p.conn.address)
+		if err != nil {
+			return ""
+		}
+		return strings.TrimSpace(s.Reveal())
+	}}
+	order := []candidate{fromEnv, fromFile, fromKeyring}
+	if m := p.auth.method(); m == "userpass" || m == "ldap" {
+		// The token `secretrun login` obtained with this method comes first.
+		order = []candidate{fromKeyring, fromEnv, fromFile}
+	}
+	for _, c := range order {
+		if t := c.get(); t != "" {
+			return &tokenState{token: t, origin: c.origin}, nil
+		}
+	}
+	return nil, fmt.Errorf("vault %q: %w: no token: set VAULT_TOKEN, run `vault login`, run `secretrun login %s`, or configure auth: (approle, jwt, kubernetes)", p.name, providers.ErrAuth, p.name)
+}
+
+// machineLogin logs in with approle, jwt or kubernetes.
+func (p *provider) machineLogin(ctx context.Context) (*tokenState, error) {
+	m := p.auth.method()
+	op := "login with " + m + " at auth/" + p.auth.mount()
+	var body map[string]any
+	switch m {
+	case "approle":
+		body = map[string]any{"role_id": p.auth.RoleID}
+		secretID := p.auth.SecretID
+		if p.auth.SecretIDFile != "" {
+			b, err := os.ReadFile(p.auth.SecretIDFile)
+			if err != nil {
+				return nil, fmt.Errorf("vault %q: %s: %w: secret_id_file: %w", p.name, op, providers.ErrAuth, err)
+			}
+			secretID = strings.TrimSpace(string(b))
+		}
+		if secretID != "" {
+			body["secret_id"] = secretID
+		}
+	case "jwt":
+		jwt, err := p.jwtForLogin(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("vault %q: %s: %w", p.name, op, err)
+		}
+		body = map[string]any{"jwt": jwt}
+		if p.auth.Role != "" {
+			body["role"] = p.auth.Role
+		}
+	case "kubernetes":
+		file := p.auth.TokenFile
+		if file == "" {
+			file = defaultK8sTokenFile
+		}
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("vault %q: %s: %w: service-account token: %w", p.name, op, providers.ErrAuth, err)
+		}
+		body = map[string]any{"role": p.auth.Role, "jwt": strings.TrimSpace(string(b))}
+	}
+	secret, err := p.loginRequest(ctx, "auth/"+p.auth.mount()+"/login", body)
+	if err != nil {
+		return nil, p.loginError(ctx, op, err)
+	}
+	return p.tokenFromLogin(op, secret)
+}
+
+// loginRequest sends a login without any token: a stale token must not
+// interfere with obtaining a new one.
+func (p *provider) loginRequest(ctx context.Context, path string, body map[string]any) (*api.Secret, error) {
+	c, err := p.newClient("")
+	if err != nil {
+		return nil, err
+	}
+	if err := p.acquire(ctx); err != nil {
+		return nil, err
+	}
+	defer p.release()
+	return c.Logical().WriteWithContext(ctx, path, body)
+}
+
+func (p *provider) loginError(ctx context.Context, op string, err error) error {
+	if ctx.Err() != nil || isUnavailable(err) {
+		return p.describe(ctx, op, err)
+	}
+	if statusOf(err) == 0 {
+		return fmt.Errorf("vault %q: %s: %w", p.name, op, err)
+	}
+	return fmt.Errorf("vault %q: %s: %w: %s", p.name, op, providers.ErrAuth, vaultSays(err))
+}
+
+func (p *provider) tokenFromLogin(op string, secret *api.Secret) (*tokenState, error) {
+	if secret == nil || secret.Auth == nil || secret.Auth.ClientToken == "" {
+		return nil, fmt.Errorf("vault %q: %s: %w: no token in the response", p.name, op, providers.ErrAuth)
+	}
+	a := secret.Auth
+	t := &tokenState{
+		token:     a.ClientToken,
+		origin:    op,
+		ours:      true,
+		known:     true,
+		renewable: a.Renewable,
+		increment: time.Duration(a.LeaseDuration) * time.Second,
+		policies:  a.Policies,
+	}
+	if t.increment > 0 {
+		t.renewAt = p.now().Add(renewPoint(t.increment))
+	}
+	return t, nil
+}
+
+// jwtForLogin returns the JWT to log in with: from the config, a file, or
+// GitHub Actions' OIDC token service.
+func (p *provider) jwtForLogin(ctx context.Context) (string, error) {
+	switch {
+	case p.auth.JWT != "":
+		return p.auth.JWT, nil
+	case p.auth.JWTFile != "":
+		b, err := os.ReadFile(p.auth.JWTFile)
+		if err != nil {
+			return "", fmt.Errorf("%w: jwt_file: %w", providers.ErrAuth, err)
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	reqURL := p.env.Getenv("ACTIONS_ID_TOKEN_REQUEST_URL")
+	reqToken := p.env.Getenv("ACTIONS_ID_TOKEN_REQUEST_TOKEN")
+	if reqURL == "" || reqToken == "" {
+		return "", fmt.Errorf("%w: no JWT: set jwt or jwt_file, or run in GitHub Actions with `permissions: id-token: write`", providers.ErrAuth)
+	}
+	return p.githubOIDCToken(ctx, reqURL, reqToken)
+}
+
+// githubOIDCToken asks GitHub Actions for an OIDC token, as
+// actions/toolkit's core.getIDToken does: GET the request URL with an
+// `audience` parameter and the request token as a bearer token; the JWT is
+// in the `value` field of the JSON answer.
+func (p *provider) githubOIDCToken(ctx context.Context, reqURL, reqToken string) (string, error) {
+	u, err := url.Parse(reqURL)
+	if err != nil {
+		return "", fmt.Errorf("%w: ACTIONS_ID_TOKEN_REQUEST_URL is not a URL", providers.ErrAuth)
+	}
+	if p.auth.Audience != "" {
+		q := u.Query()
+		q.Set("audience", p.auth.Audience)
+		u.RawQuery = q.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Authorization", "Bearer "+reqToken)
+	req.Header.Set("Accept", "application/json")
+	// Not the Vault client: a ca_cert for Vault must not replace the roots
+	// that verify GitHub.
+	hc := cleanhttp.DefaultClient()
+	hc.Transport.(*http.Transport).Proxy = p.conn.proxy
+	resp, err := hc.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("%w: GitHub Actions OIDC token: %w", providers.ErrUnavailable, errors.Unwrap(err))
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("%w: GitHub Actions OIDC token: HTTP %d (does the job have `permissions: id-token: write`?)", providers.ErrAuth, resp.StatusCode)
+	}
+	var body struct {
+		Value string `json:"value"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&body); err != nil || body.Value == "" {
+		return "", fmt.Errorf("%w: GitHub Actions OIDC token: no token in the answer", providers.ErrAuth)
+	}
+	return body.Value, nil
+}
+
+// renewPoint is when to renew something that lasts ttl: at about two
+// thirds, with jitter so that many secretrun processes started together do
+// not renew together.
+func renewPoint(ttl time.Duration) time.Duration {
+	return time.Duration(float64(ttl) * (0.6 + 0.13*rand.Float64()))
+}
+
+// learnToken looks the token up once, for its TTL (to renew it in long runs)
+// and its policies (for messages). Called with authMu held.
+func (p *provider) learnTokenLocked(ctx context.Context, c *api.Client) error {
+	if p.tok.known {
+		return nil
+	}
+	if err := p.acquire(ctx); err != nil {
+		return err
+	}
+	s, err := c.Auth().Token().LookupSelfWithContext(ctx)
+	p.release()
+	if err != nil {
+		return err
+	}
+	if s == nil {
+		return errors.New("empty answer to token lookup")
+	}
+	p.tok.known = true
+	p.tok.policies, _ = s.TokenPolicies()
+	p.tok.renewable, _ = s.TokenIsRenewable()
+	ttl, _ := s.TokenTTL()
+	inc := ttl
+	if n, ok := s.Data["creation_ttl"].(json.Number); ok {
+		if v, err := n.Int64(); err == nil && v > 0 {
+			inc = time.Duration(v) * time.Second
+		}
+	}
+	p.tok.increment = inc
+	if ttl > 0 && inc > 0 {
+		// Renew when about two thirds of the token's life has gone; for
+		// a token that is already old, that may be right away.
+		elapsed := inc - ttl
+		p.tok.renewAt = p.now().Add(renewPoint(inc) - elapsed)
+	}
+	return nil
+}
+
+// tokenPolicies returns the token's policies, for a permission-denied
+// message.
+func (p *provider) tokenPolicies(ctx context.Context) ([]string, error) {
+	c, err := p.apiClient()
+	if err != nil {
+		return nil, err
+	}
+	p.authMu.Lock()
+	defer p.authMu.Unlock()
+	if p.tok == nil {
+		return nil, errors.New("no token")
+	}
+	if err := p.learnTokenLocked(ctx, c); err != nil {
+		return nil, err
+	}
+	return p.tok.policies, nil
+}
+
+func (p *provider) tokenOrigin() string {
+	p.authMu.Lock()
+	defer p.authMu.Unlock()
+	if p.tok == nil {
+		return "no token"
+	}
+	return "token from " + p.tok.origin
+}
+
+// refreshTokenLocked renews the token once it is past its renewal point.
+// A token this provider logged in for is replaced by a new login when it
+// cannot be renewed far enough; a token the user gave is renewed while it
+// can be, with one warning when it cannot. Called with authMu held.
+func (p *provider) refreshTokenLocked(ctx context.Context, c *api.Client) error {
+	t := p.tok
+	if t.renewAt.IsZero() || p.now().Before(t.renewAt) {
+		return nil
+	}
+	granted := time.Duration(0)
+	var renewErr error
+	if t.renewable {
+		if err := p.acquire(ctx); err != nil {
+			return err
+		}
+		s, err := c.Auth().Token().RenewSelfWithContext(ctx, int(t.increment/time.Second))
+		p.release()
+		switch {
+		case err != nil && (isUnavailable(err) || ctx.Err() != nil):
+			return p.describe(ctx, "renew token", err)
+		case err != nil:
+			renewErr = errors.New(vaultSays(err))
+		case s != nil && s.Auth != nil:
+			granted = time.Duration(s.Auth.LeaseDuration) * time.Second
+		}
+	}
+	if renewErr == nil && granted > 0 && granted*3 >= t.increment*2 {
+		t.renewAt = p.now().Add(renewPoint(granted))
+		return nil
+	}
+	if t.ours {
+		return p.reloginLocked(ctx, c)
+	}
+	if !t.warned {
+		t.warned = true
+		why := "it is not renewable"
+		if renewErr != nil {
+			why = "renewal failed: " + renewErr.Error()
+		} else if granted > 0 {
+			why = "it reached its maximum TTL"
+		}
+		p.env.Warn("vault %q: the %s cannot be renewed (%s); it will expire and reads will then fail", p.name, "token from "+t.origin, why)
+	}
+	t.renewAt = time.Time{}
+	return nil
+}
+
+// reloginLocked replaces a token obtained by logging in. The old token is
+// not revoked now: the leases read with it, which a running child may be
+// using, die with it. They are marked for replacement instead, so the watch
+// loop fetches fresh ones, and the old token is revoked on Close.
+func (p *provider) reloginLocked(ctx context.Context, c *api.Client) error {
+	tok, err := p.machineLogin(ctx)
+	if err != nil {
+		return err
+	}
+	old := p.tok
+	tok.gen = old.gen + 1
+	p.oldTokens = append(p.oldTokens, old.token)
+	p.tok = tok
+	c.SetToken(tok.token)
+	p.leaseMu.Lock()
+	for _, l := range p.leases {
+		if l.tokenGen < tok.gen {
+			l.stale = true
+		}
+	}
+	p.leaseMu.Unlock()
+	return nil
+}
+
+// currentTokenGen is the generation of the token in use.
+func (p *provider) currentTokenGen() int {
+	p.authMu.Lock()
+	defer p.authMu.Unlock()
+	if p.tok == nil {
+		return 0
+	}
+	return p.tok.gen
+}
+
+// knowToken makes sure the token's TTL is known, so that Versions can renew
+// a token the user gave. Errors are ignored: a token that may not look
+// itself up (rare) simply is not renewed.
+func (p *provider) knowToken(ctx context.Context) {
+	c, err := p.apiClient()
+	if err != nil {
+		return
+	}
+	p.authMu.Lock()
+	defer p.authMu.Unlock()
+	if p.tok != nil {
+		_ = p.learnTokenLocked(ctx, c)
+	}
+}
