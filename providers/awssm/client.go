@@ -79,6 +79,11 @@ func (p *provider) loadConfig(ctx context.Context) (aws.Config, string, error) {
 	if (static && region != "") || strings.EqualFold(getenv("AWS_EC2_METADATA_DISABLED"), "true") {
 		opts = append(opts, config.WithEC2IMDSClientEnableState(imds.ClientDisabled))
 	}
+	if u := getenv("AWS_ENDPOINT_URL"); u != "" {
+		// As in the SDK: the global override applies to every service,
+		// STS and SSO included.
+		opts = append(opts, config.WithBaseEndpoint(u))
+	}
 	if p.hooks.httpClient != nil {
 		opts = append(opts, config.WithHTTPClient(p.hooks.httpClient))
 	}
