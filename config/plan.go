@@ -162,3 +162,45 @@ func (d *document) decodeWatch() (Watch, error) {
 }
 
 func reflectTypeOf[T any]() reflect.Type { return reflect.TypeOf((*T)(nil)).Elem() }
+
+// Provider builds the one named provider instance, outside of any source,
+// for commands such as `secretrun login` that act on a provider itself.
+// {env} in its settings is the chosen environment, when one is.
+func (f *File) Provider(reg *providers.Registry, sel Selection, name string, penv providers.Env) (providers.Provider, error) {
+	d, err := parse(f.Name, f.src)
+	if err != nil {
+		return nil, err
+	}
+	pn := d.provider(name)
+	if pn == nil {
+		return nil, &Error{Pos: f.Name, Msg: fmt.Sprintf("provider %q is not defined under providers: (defined: %s)", name, d.providerNames())}
+	}
+	if _, ok := reg.Lookup(pn.typ); !ok {
+		return nil, errorAt(d.file, pn.key, "providers."+name+".type", "unknown provider type %q (known: %s)", pn.typ, strings.Join(reg.Names(), ", "))
+	}
+	env := sel.Environment
+	if env == "" {
+		env = d.top.DefaultEnvironment
+	}
+	lookup := sel.Lookup
+	if lookup == nil {
+		lookup = func(string) (string, bool) { return "", false }
+	}
+	x := &expander{file: d.file, lookup: lookup, env: env, scope: sel.Scope, placeholders: true}
+	return d.instance(&Plan{Providers: map[string]providers.Provider{}}, reg, x, name, penv)
+}
+
+// ProvidersOfType lists the names of the provider instances of one type.
+func (f *File) ProvidersOfType(typ string) []string {
+	d, err := parse(f.Name, f.src)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, p := range d.providers {
+		if p.typ == typ {
+			out = append(out, p.name)
+		}
+	}
+	return out
+}

@@ -1,0 +1,243 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/secretrun/secretrun/config"
+	"github.com/secretrun/secretrun/inject"
+	"github.com/secretrun/secretrun/providers"
+	"github.com/secretrun/secretrun/providers/all"
+	"github.com/secretrun/secretrun/providers/keyring"
+)
+
+// Exit statuses of secretrun's own, as env(1), timeout(1) and docker run
+// use them; otherwise secretrun exits with the child's status.
+const (
+	exitFailure       = 125 // secretrun itself failed: config, auth, a backend
+	exitCannotExecute = 126
+	exitNotFound      = 127
+)
+
+// deps is everything a command takes from its surroundings; tests replace
+// any of it.
+type deps struct {
+	stdin          *os.File
+	stdout, stderr io.Writer
+	// environ is secretrun's own environment.
+	environ  []string
+	registry *providers.Registry
+	keyring  providers.Keyring
+	getwd    func() (string, error)
+	pid      int
+}
+
+func systemDeps() deps {
+	return deps{
+		stdin:    os.Stdin,
+		stdout:   os.Stdout,
+		stderr:   os.Stderr,
+		environ:  os.Environ(),
+		registry: all.Registry(),
+		keyring:  keyring.OS{},
+		getwd:    os.Getwd,
+		pid:      os.Getpid(),
+	}
+}
+
+func (d deps) getenv(name string) string {
+	v, _ := d.lookupEnv(name)
+	return v
+}
+
+func (d deps) lookupEnv(name string) (string, bool) {
+	for i := len(d.environ) - 1; i >= 0; i-- {
+		if v, ok := strings.CutPrefix(d.environ[i], name+"="); ok {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+func (d deps) providerEnv() providers.Env {
+	home, _ := os.UserHomeDir()
+	if h := d.getenv("HOME"); h != "" {
+		home = h
+	}
+	return providers.Env{Getenv: d.getenv, HomeDir: home, Keyring: d.keyring, Stderr: d.stderr}
+}
+
+// childExit carries the child's exit status out of a command.
+type childExit int
+
+func (c childExit) Error() string { return fmt.Sprintf("the command exited with status %d", int(c)) }
+
+// run is the whole program: it parses args, runs a command and decides the
+// exit status, in this one place.
+func run(ctx context.Context, args []string, d deps) int {
+	app := newApp(d)
+	err := app.RunContext(ctx, normalizeArgs(app, args))
+	return exitStatus(err, d.stderr)
+}
+
+func exitStatus(err error, stderr io.Writer) int {
+	var child childExit
+	var start *inject.StartError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &child):
+		return int(child)
+	case errors.As(err, &start):
+		fmt.Fprintf(stderr, "secretrun: %v\n", start)
+		if start.NotFound {
+			return exitNotFound
+		}
+		return exitCannotExecute
+	default:
+		fmt.Fprintf(stderr, "secretrun: %v\n", err)
+		return exitFailure
+	}
+}
+
+// normalizeArgs makes `run` the command when none is named, so that
+// `secretrun -- npm start` and `secretrun -e prod -- env` run a program,
+// even one whose name is also a secretrun command.
+func normalizeArgs(app *cli.App, args []string) []string {
+	if len(args) < 2 {
+		return args
+	}
+	withValue := map[string]bool{}
+	for _, cmd := range app.Commands {
+		for _, f := range cmd.Flags {
+			if _, isBool := f.(*cli.BoolFlag); isBool {
+				continue
+			}
+			for _, n := range f.Names() {
+				withValue["-"+n] = true
+				withValue["--"+n] = true
+			}
+		}
+	}
+	for i := 1; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+		case strings.HasPrefix(a, "-"):
+			if withValue[a] {
+				i++
+			}
+			continue
+		case app.Command(a) != nil:
+			return args
+		}
+		if a == "-h" || a == "--help" {
+			return args
+		}
+		return slices.Insert(slices.Clone(args), 1, "run")
+	}
+	for _, a := range args[1:] {
+		if a == "-h" || a == "--help" || a == "-v" || a == "--version" {
+			return args
+		}
+	}
+	return slices.Insert(slices.Clone(args), 1, "run")
+}
+
+var selectionFlags = []cli.Flag{
+	&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "config `FILE` (default: secretrun.yaml here or in a parent directory)", EnvVars: []string{"SECRETRUN_CONFIG"}},
+	&cli.StringFlag{Name: "env", Aliases: []string{"e"}, Usage: "environment `NAME` (default: default_environment)", EnvVars: []string{"SECRETRUN_ENV"}},
+	&cli.StringFlag{Name: "scope", Aliases: []string{"s"}, Usage: "scope `NAME`, for {scope} in paths", EnvVars: []string{"SECRETRUN_SCOPE"}},
+}
+
+func newApp(d deps) *cli.App {
+	app := &cli.App{
+		Name:      "secretrun",
+		Usage:     "run a program with its secrets in its environment, fetched from a secret manager, never written to disk",
+		UsageText: "secretrun [run] [flags] -- COMMAND [ARGS...]\nsecretrun env|check|login|logout|keyring|version [flags]",
+		Reader:    d.stdin,
+		Writer:    d.stdout,
+		ErrWriter: d.stderr,
+		Flags:     selectionFlags,
+		// Exit statuses are decided by run alone; urfave must never call
+		// os.Exit, or deferred cleanup such as lease revocation is lost.
+		ExitErrHandler:  func(*cli.Context, error) {},
+		OnUsageError:    usageError,
+		HideHelpCommand: true,
+		Commands: []*cli.Command{
+			runCommand(d),
+			envCommand(d),
+			checkCommand(d),
+			loginCommand(d),
+			logoutCommand(d),
+			keyringCommand(d),
+			versionCommand(d),
+		},
+	}
+	for _, c := range app.Commands {
+		c.OnUsageError = usageError
+		c.Flags = append(slices.Clone(selectionFlags), c.Flags...)
+	}
+	return app
+}
+
+func usageError(c *cli.Context, err error, _ bool) error {
+	return fmt.Errorf("%v; see `secretrun %s --help`", err, strings.TrimPrefix(c.Command.FullName(), "secretrun "))
+}
+
+// flag returns the value of a string flag given at any level of the command
+// line (`secretrun -e prod env` and `secretrun env -e prod` alike).
+func flag(c *cli.Context, name string) string {
+	for _, ctx := range c.Lineage() {
+		if ctx.IsSet(name) {
+			return ctx.String(name)
+		}
+	}
+	return ""
+}
+
+// loadConfig finds and loads the config file.
+func loadConfig(c *cli.Context, d deps) (*config.File, error) {
+	name := flag(c, "config")
+	if name == "" {
+		wd, err := d.getwd()
+		if err != nil {
+			return nil, err
+		}
+		found, err := config.Find(wd)
+		if err != nil {
+			return nil, err
+		}
+		name = relative(wd, found)
+	}
+	return config.Load(name)
+}
+
+// relative shortens a path under wd for messages.
+func relative(wd, path string) string {
+	if rel, err := filepath.Rel(wd, path); err == nil && !strings.HasPrefix(rel, "..") {
+		return rel
+	}
+	return path
+}
+
+// plan loads the config and plans the chosen environment.
+func plan(c *cli.Context, d deps) (*config.Plan, error) {
+	f, err := loadConfig(c, d)
+	if err != nil {
+		return nil, err
+	}
+	return f.Plan(d.registry, config.Selection{
+		Environment: flag(c, "env"),
+		Scope:       flag(c, "scope"),
+		Lookup:      d.lookupEnv,
+	}, d.providerEnv())
+}

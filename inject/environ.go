@@ -1,0 +1,35 @@
+package inject
+
+import "strings"
+
+// Environ builds the child's environment from secretrun's own (base, as
+// KEY=VALUE entries) and the secrets. Secrets replace variables of the same
+// name, unless preserve is set, in which case a variable already in base
+// wins. secretrun's own environment is never changed: the secrets exist only
+// in the returned slice.
+func Environ(base []string, vars []Variable, preserve bool) []string {
+	secret := make(map[string]bool, len(vars))
+	for _, v := range vars {
+		secret[v.Name] = true
+	}
+	env := make([]string, 0, len(base)+len(vars))
+	present := make(map[string]bool, len(base))
+	for _, kv := range base {
+		name, _, _ := strings.Cut(kv, "=")
+		if name == "" {
+			continue
+		}
+		present[name] = true
+		if secret[name] && !preserve {
+			continue
+		}
+		env = append(env, kv)
+	}
+	for _, v := range vars {
+		if preserve && present[v.Name] {
+			continue
+		}
+		env = append(env, v.Name+"="+v.Value.Reveal())
+	}
+	return env
+}

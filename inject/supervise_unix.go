@@ -1,0 +1,216 @@
+//go:build unix
+
+package inject
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// forwarded are the signals passed on to the child. SIGCHLD and SIGURG are
+// never among them: they concern secretrun (and the Go runtime) itself.
+var forwarded = []os.Signal{
+	syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT,
+	syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH,
+}
+
+// fromTerminal are the signals a terminal sends to its whole foreground
+// process group. When secretrun and the child share that group on a
+// terminal, the child already has them; forwarding would deliver Ctrl-C
+// twice.
+func fromTerminal(sig os.Signal) bool {
+	return sig == syscall.SIGINT || sig == syscall.SIGQUIT || sig == syscall.SIGWINCH
+}
+
+// Run starts the child and supervises it until it exits, returning its exit
+// status (128+N when signal N killed it). ctx does not stop the child:
+// cancelling it only stops supervision of a child that has already exited.
+func (s *Supervisor) Run(ctx context.Context) (int, error) {
+	if len(s.Command.Args) == 0 {
+		return 0, ErrNoCommand
+	}
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, forwarded...)
+	defer signal.Stop(sigs)
+
+	var r *reaper
+	if s.Reap {
+		r = startReaper()
+		defer r.stop()
+	}
+	foreground := inForeground(s.Stdin)
+
+	c, err := s.start(s.Command, r)
+	if err != nil {
+		return 0, err
+	}
+	for {
+		select {
+		case sig := <-sigs:
+			if foreground && fromTerminal(sig) {
+				continue
+			}
+			c.signal(sig)
+		case st := <-c.exited:
+			c.drain(s.OutputDrain)
+			return int(st), nil
+		}
+	}
+}
+
+// child is one running child process. Exactly one goroutine waits on it:
+// its own waiter, or the reaper when secretrun is PID 1.
+type child struct {
+	proc   *os.Process
+	exited chan status
+	output chan struct{}
+}
+
+func (s *Supervisor) start(cmd Command, r *reaper) (*child, error) {
+	path, err := lookPath(cmd.Args[0], cmd.Env)
+	if err != nil {
+		return nil, err
+	}
+	stdin := s.Stdin
+	if stdin == nil {
+		if stdin, err = os.Open(os.DevNull); err != nil {
+			return nil, err
+		}
+		defer stdin.Close()
+	}
+	files, parentEnds, output, err := startPipes(s.Stdout, s.Stderr)
+	if err != nil {
+		return nil, err
+	}
+	c := &child{exited: make(chan status, 1), output: output}
+	if r != nil {
+		// Held across the start, so the reaper cannot reap the child
+		// before it knows the child's PID.
+		r.mu.Lock()
+		defer r.mu.Unlock()
+	}
+	c.proc, err = os.StartProcess(path, cmd.Args, &os.ProcAttr{Env: cmd.Env, Files: append([]*os.File{stdin}, files...)})
+	for _, f := range parentEnds {
+		f.Close()
+	}
+	if err != nil {
+		return nil, startError(cmd.Args[0], err)
+	}
+	if r != nil {
+		r.waiting[c.proc.Pid] = c.exited
+		return c, nil
+	}
+	go func() {
+		ps, err := c.proc.Wait()
+		if err != nil {
+			c.exited <- 128 + status(syscall.SIGKILL)
+			return
+		}
+		c.exited <- statusOf(ps.Sys().(syscall.WaitStatus))
+	}()
+	return c, nil
+}
+
+func (c *child) signal(sig os.Signal) {
+	// The child may have exited a moment ago; there is nothing to do then.
+	_ = c.proc.Signal(sig)
+}
+
+// drain waits for the child's output to be copied, for at most d after it
+// exited: a grandchild that inherited the pipe may hold it open for ever.
+func (c *child) drain(d time.Duration) {
+	if d <= 0 {
+		d = 2 * time.Second
+	}
+	select {
+	case <-c.output:
+	case <-time.After(d):
+	}
+	_ = c.proc.Release()
+}
+
+func statusOf(ws syscall.WaitStatus) status {
+	if ws.Signaled() {
+		return 128 + status(ws.Signal())
+	}
+	return status(ws.ExitStatus())
+}
+
+// inForeground reports whether f is a terminal whose foreground process
+// group is secretrun's, which the child shares.
+func inForeground(f *os.File) bool {
+	if f == nil {
+		return false
+	}
+	pgrp, err := unix.IoctlGetInt(int(f.Fd()), unix.TIOCGPGRP)
+	return err == nil && pgrp == unix.Getpgrp()
+}
+
+// reaper is the one wait4(-1) loop of PID 1: it reaps every process that
+// exits, the child and the orphans the kernel re-parents to secretrun, and
+// hands the child's status to its waiter.
+type reaper struct {
+	mu      sync.Mutex
+	waiting map[int]chan status
+	sigchld chan os.Signal
+	quit    chan struct{}
+	done    chan struct{}
+}
+
+func startReaper() *reaper {
+	r := &reaper{
+		waiting: map[int]chan status{},
+		sigchld: make(chan os.Signal, 1),
+		quit:    make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	signal.Notify(r.sigchld, syscall.SIGCHLD)
+	go r.loop()
+	return r
+}
+
+func (r *reaper) loop() {
+	defer close(r.done)
+	for {
+		select {
+		case <-r.sigchld:
+			r.reapAll()
+		case <-r.quit:
+			return
+		}
+	}
+}
+
+// reapAll collects every exited process: SIGCHLD is not queued, so one
+// signal may stand for several exits.
+func (r *reaper) reapAll() {
+	for {
+		var ws syscall.WaitStatus
+		pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil || pid <= 0 {
+			return
+		}
+		r.mu.Lock()
+		ch, ok := r.waiting[pid]
+		delete(r.waiting, pid)
+		r.mu.Unlock()
+		if ok {
+			ch <- statusOf(ws)
+		}
+	}
+}
+
+func (r *reaper) stop() {
+	signal.Stop(r.sigchld)
+	close(r.quit)
+	<-r.done
+}

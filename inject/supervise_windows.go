@@ -1,0 +1,58 @@
+//go:build windows
+
+package inject
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"os/signal"
+)
+
+// CanExec reports whether secretrun can replace itself with the child:
+// Windows has no exec(2).
+const CanExec = false
+
+// Exec is not possible on Windows; callers supervise instead.
+func Exec(cmd Command) error {
+	_, err := (&Supervisor{Command: cmd}).Run(context.Background())
+	return err
+}
+
+// Run starts the child and waits for it, returning its exit code. Ctrl-C
+// reaches every process attached to the console, the child included, so
+// secretrun only ignores it and keeps waiting for the child's own exit.
+func (s *Supervisor) Run(ctx context.Context) (int, error) {
+	if len(s.Command.Args) == 0 {
+		return 0, ErrNoCommand
+	}
+	interrupts := make(chan os.Signal, 1)
+	signal.Notify(interrupts, os.Interrupt)
+	defer signal.Stop(interrupts)
+
+	path, err := exec.LookPath(s.Command.Args[0])
+	if err != nil {
+		return 0, &StartError{Name: s.Command.Args[0], NotFound: true, Err: err}
+	}
+	stdin := s.Stdin
+	if stdin == nil {
+		stdin = os.Stdin
+	}
+	files, parentEnds, output, err := startPipes(s.Stdout, s.Stderr)
+	if err != nil {
+		return 0, err
+	}
+	proc, err := os.StartProcess(path, s.Command.Args, &os.ProcAttr{Env: s.Command.Env, Files: append([]*os.File{stdin}, files...)})
+	for _, f := range parentEnds {
+		f.Close()
+	}
+	if err != nil {
+		return 0, &StartError{Name: s.Command.Args[0], Err: err}
+	}
+	ps, err := proc.Wait()
+	<-output
+	if err != nil {
+		return 0, err
+	}
+	return ps.ExitCode(), nil
+}
