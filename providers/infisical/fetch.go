@@ -1,0 +1,481 @@
+package infisical
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	sdk "github.com/infisical/go-sdk"
+	"github.com/infisical/go-sdk/packages/models"
+
+	"github.com/secretrun/secretrun/providers"
+)
+
+// retryPolicy is how often and how patiently a request that may succeed
+// later (429, 5xx, no connection) is tried again.
+type retryPolicy struct {
+	attempts  int
+	base, max time.Duration
+}
+
+var defaultRetry = retryPolicy{attempts: 5, base: 500 * time.Millisecond, max: 8 * time.Second}
+
+func (r retryPolicy) delay(attempt int) time.Duration {
+	d := r.base << attempt
+	if d > r.max || d <= 0 {
+		d = r.max
+	}
+	// Jitter spreads the retries of many secretrun processes started
+	// together (a deployment's replicas) that were rate-limited together.
+	return d/2 + rand.N(d/2+1)
+}
+
+var errTimeout = errors.New("no answer in time")
+
+// call runs one SDK request with retries. The SDK's methods take no context,
+// so each attempt runs in a goroutine that call abandons when ctx ends or the
+// attempt times out; the request then finishes in the background and its
+// result is dropped.
+func call[T any](ctx context.Context, p *provider, f func() (T, error)) (T, error) {
+	var zero T
+	for attempt := 0; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return zero, err
+		}
+		type result struct {
+			v   T
+			err error
+		}
+		done := make(chan result, 1)
+		go func() {
+			v, err := f()
+			done <- result{v, err}
+		}()
+		timer := time.NewTimer(p.callTimeout)
+		var r result
+		select {
+		case r = <-done:
+		case <-ctx.Done():
+			r.err = ctx.Err()
+		case <-timer.C:
+			r.err = errTimeout
+		}
+		timer.Stop()
+		if r.err == nil || !retryable(r.err) || attempt+1 >= p.retry.attempts {
+			return r.v, r.err
+		}
+		wait := time.NewTimer(p.retry.delay(attempt))
+		select {
+		case <-ctx.Done():
+			wait.Stop()
+			return zero, ctx.Err()
+		case <-wait.C:
+		}
+	}
+}
+
+func retryable(err error) bool {
+	var api *sdk.APIError
+	if errors.As(err, &api) {
+		switch api.StatusCode {
+		case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+			return true
+		}
+		return false
+	}
+	var req *sdk.RequestError
+	return errors.As(err, &req) || errors.Is(err, errTimeout)
+}
+
+// describe turns an SDK error into one that wraps the matching sentinel and
+// says what the server said, without the request URL.
+func describe(err error) error {
+	var api *sdk.APIError
+	var req *sdk.RequestError
+	var relogin *reloginError
+	switch {
+	case errors.As(err, &relogin), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err
+	case errors.Is(err, errTimeout):
+		return fmt.Errorf("%w: no answer in time", providers.ErrUnavailable)
+	case errors.As(err, &req):
+		return fmt.Errorf("%w: %s", providers.ErrUnavailable, requestCause(req))
+	case !errors.As(err, &api):
+		return err
+	}
+	detail := "HTTP " + strconv.Itoa(api.StatusCode)
+	if api.ErrorMessage != "" {
+		detail += ": " + api.ErrorMessage
+	}
+	switch {
+	case api.StatusCode == http.StatusUnauthorized:
+		return fmt.Errorf("%w (%s)", providers.ErrAuth, detail)
+	// Infisical answers 403 both for a token it cannot accept (expired,
+	// malformed: error "TokenError") and for a lack of permission; the SDK
+	// keeps only the message, which names the token in the first case.
+	case api.StatusCode == http.StatusForbidden && strings.Contains(strings.ToLower(api.ErrorMessage), "token"):
+		return fmt.Errorf("%w (%s)", providers.ErrAuth, detail)
+	case api.StatusCode == http.StatusForbidden:
+		return fmt.Errorf("%w (%s)", providers.ErrDenied, detail)
+	case api.StatusCode == http.StatusNotFound:
+		return fmt.Errorf("%w (%s)", providers.ErrNotFound, detail)
+	case api.StatusCode == http.StatusTooManyRequests:
+		return fmt.Errorf("%w: rate limited, and still after retrying with backoff (%s)", providers.ErrUnavailable, detail)
+	case api.StatusCode >= 500:
+		return fmt.Errorf("%w (%s)", providers.ErrUnavailable, detail)
+	}
+	return fmt.Errorf("request rejected (%s)", detail)
+}
+
+// requestCause extracts the network error from the SDK's message, which
+// also holds the whole request URL.
+func requestCause(err *sdk.RequestError) string {
+	msg := err.Error()
+	if i := strings.Index(msg, "[err="); i >= 0 {
+		msg = strings.TrimSuffix(msg[i+len("[err="):], "]")
+	}
+	if i := strings.LastIndex(msg, ": "); i >= 0 {
+		msg = msg[i+2:]
+	}
+	return msg
+}
+
+// fatal reports whether err concerns the whole backend rather than one
+// source: Fetch then fails as a whole.
+func fatal(err error) bool {
+	return errors.Is(err, providers.ErrAuth) || errors.Is(err, providers.ErrUnavailable) ||
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// fail wraps a described error with the provider, the operation and where.
+func (p *provider) fail(op, path, env string, err error) error {
+	var relogin *reloginError
+	if errors.As(err, &relogin) {
+		return relogin.err
+	}
+	return fmt.Errorf("infisical %q: %s %s (%s): %w", p.name, op, path, p.where(env), err)
+}
+
+// listResult is the outcome of one list request.
+type listResult struct {
+	secrets []sdk.Secret
+	etag    string
+	err     error
+}
+
+// getResult is the outcome of one single-secret request.
+type getResult struct {
+	secret sdk.Secret
+	err    error
+}
+
+func (p *provider) listOptions(q query) sdk.ListSecretsOptions {
+	return sdk.ListSecretsOptions{
+		ProjectID:              p.projectID,
+		ProjectSlug:            p.projectSlug,
+		Environment:            q.env,
+		SecretPath:             q.path,
+		Recursive:              q.recursive,
+		IncludeImports:         q.imports,
+		ExpandSecretReferences: q.expand,
+	}
+}
+
+// list reads a folder. An empty answer is checked: Infisical lists a folder
+// or environment that does not exist as empty, and a source that yields
+// nothing is almost always a mistake in path or environment.
+func (p *provider) list(ctx context.Context, s *session, q query) listResult {
+	res, err := withSession(ctx, p, s, func() (sdk.ListSecretsResult, error) {
+		return call(ctx, p, func() (sdk.ListSecretsResult, error) {
+			return s.client.Secrets().ListSecrets(p.listOptions(q))
+		})
+	})
+	if err != nil {
+		return listResult{err: p.fail("list", q.path, q.env, describe(err))}
+	}
+	p.setETag(q, res.ETag)
+	if len(res.Secrets) == 0 {
+		return listResult{err: p.fail("list", q.path, q.env, p.diagnoseEmpty(ctx, s, q))}
+	}
+	return listResult{secrets: res.Secrets, etag: res.ETag}
+}
+
+// diagnoseEmpty says why a list came back empty, asking for the folders of
+// the path's parent when the project id is known (the folders endpoint takes
+// no slug). It costs one request, and only when a source failed anyway.
+func (p *provider) diagnoseEmpty(ctx context.Context, s *session, q query) error {
+	if p.projectID == "" {
+		return fmt.Errorf("no secrets here; check that the environment and the folder exist: %w", providers.ErrNotFound)
+	}
+	parent, name := "/", ""
+	if q.path != "/" {
+		i := strings.LastIndex(q.path, "/")
+		parent, name = q.path[:i], q.path[i+1:]
+		if parent == "" {
+			parent = "/"
+		}
+	}
+	folders, err := withSession(ctx, p, s, func() ([]models.Folder, error) {
+		return call(ctx, p, func() ([]models.Folder, error) {
+			return s.client.Folders().List(sdk.ListFoldersOptions{ProjectID: p.projectID, Environment: q.env, Path: parent})
+		})
+	})
+	switch {
+	case errors.Is(describe(err), providers.ErrNotFound):
+		return fmt.Errorf("environment %q does not exist in the project: %w", q.env, providers.ErrNotFound)
+	case err != nil:
+		return describe(err)
+	}
+	if name != "" && !slices.ContainsFunc(folders, func(f models.Folder) bool { return f.Name == name }) {
+		return fmt.Errorf("folder %s does not exist: %w", q.path, providers.ErrNotFound)
+	}
+	if q.imports {
+		return fmt.Errorf("the folder holds no secrets and imports none: %w", providers.ErrNotFound)
+	}
+	return fmt.Errorf("the folder holds no secrets (imports are off): %w", providers.ErrNotFound)
+}
+
+func (p *provider) get(ctx context.Context, s *session, r *ref) getResult {
+	sec, err := withSession(ctx, p, s, func() (sdk.Secret, error) {
+		return call(ctx, p, func() (sdk.Secret, error) {
+			return s.client.Secrets().Retrieve(sdk.RetrieveSecretOptions{
+				SecretKey:              r.secret,
+				ProjectID:              p.projectID,
+				ProjectSlug:            p.projectSlug,
+				Environment:            r.env,
+				SecretPath:             r.path,
+				Type:                   "shared",
+				IncludeImports:         r.imports,
+				ExpandSecretReferences: r.expand,
+				Version:                r.version,
+			})
+		})
+	})
+	if err != nil {
+		op := "read"
+		if r.version != 0 {
+			op = "read version " + strconv.Itoa(r.version) + " of"
+		}
+		return getResult{err: p.fail(op, joinPath(r.path, r.secret), r.env, describe(err))}
+	}
+	return getResult{secret: sec}
+}
+
+// getKey identifies one single-secret request.
+type getKey struct {
+	query
+	secret  string
+	version int
+}
+
+// Fetch reads every source concurrently, with one request per distinct
+// folder listing or secret: sources that read the same folder share it.
+func (p *provider) Fetch(ctx context.Context, sources []*providers.Source) ([]providers.Result, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	refs, err := p.refs(sources)
+	if err != nil {
+		return nil, err
+	}
+	s, err := p.session(ctx)
+	if err != nil {
+		return nil, err
+	}
+	lists := map[query]*listResult{}
+	gets := map[getKey]*getResult{}
+	var jobs []func()
+	for _, r := range refs {
+		if r.secret != "" {
+			k := getKey{r.query, r.secret, r.version}
+			if gets[k] == nil {
+				out := &getResult{}
+				gets[k] = out
+				jobs = append(jobs, func() { *out = p.get(ctx, s, r) })
+			}
+			continue
+		}
+		if lists[r.query] == nil {
+			out := &listResult{}
+			lists[r.query] = out
+			q := r.query
+			jobs = append(jobs, func() { *out = p.list(ctx, s, q) })
+		}
+	}
+	p.runAll(jobs)
+
+	results := make([]providers.Result, len(sources))
+	for i, r := range refs {
+		if r.secret != "" {
+			g := gets[getKey{r.query, r.secret, r.version}]
+			if g.err != nil {
+				if fatal(g.err) {
+					return nil, g.err
+				}
+				results[i].Err = g.err
+				continue
+			}
+			name := g.secret.SecretKey
+			if sources[i].As != "" {
+				name = providers.Plain
+			}
+			results[i].Fields = map[string]providers.Field{name: {Value: providers.NewSecret(g.secret.SecretValue)}}
+			results[i].Version = strconv.Itoa(g.secret.Version)
+			continue
+		}
+		l := lists[r.query]
+		if l.err != nil {
+			if fatal(l.err) {
+				return nil, l.err
+			}
+			results[i].Err = l.err
+			continue
+		}
+		fields := map[string]providers.Field{}
+		for _, sec := range l.secrets {
+			if len(r.tags) > 0 && !slices.ContainsFunc(sec.Tags, func(t models.SecretTag) bool { return slices.Contains(r.tags, t.Slug) }) {
+				continue
+			}
+			fields[sec.SecretKey] = providers.Field{Value: providers.NewSecret(sec.SecretValue)}
+		}
+		if len(fields) == 0 {
+			results[i].Err = p.fail("list", r.path, r.env, fmt.Errorf("no secret here has any of the tags %s: %w", strings.Join(r.tags, ", "), providers.ErrNotFound))
+			continue
+		}
+		results[i].Fields = fields
+		results[i].Version = strings.Trim(strings.TrimPrefix(l.etag, "W/"), `"`)
+	}
+	return results, nil
+}
+
+func (p *provider) refs(sources []*providers.Source) ([]*ref, error) {
+	refs := make([]*ref, len(sources))
+	for i, src := range sources {
+		r, ok := src.Ref.(*ref)
+		if !ok {
+			return nil, fmt.Errorf("infisical %q: source at %s was not parsed by this provider", p.name, src.Pos)
+		}
+		refs[i] = r
+	}
+	return refs, nil
+}
+
+// runAll runs jobs, at most p.parallel at a time.
+func (p *provider) runAll(jobs []func()) {
+	sem := make(chan struct{}, max(p.parallel, 1))
+	var wg sync.WaitGroup
+	for _, job := range jobs {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			job()
+		})
+	}
+	wg.Wait()
+}
+
+func (p *provider) setETag(q query, etag string) {
+	p.etagMu.Lock()
+	defer p.etagMu.Unlock()
+	p.etags[q] = etag
+}
+
+func (p *provider) etag(q query) string {
+	p.etagMu.Lock()
+	defer p.etagMu.Unlock()
+	return p.etags[q]
+}
+
+// Versions asks Infisical whether each source's folder listing changed,
+// sending the ETag of the last listing in If-None-Match: an unchanged folder
+// costs a 304 without a body. The label is the ETag, which Infisical derives
+// from the listing itself, so it also changes when an imported secret or a
+// referenced one changes.
+//
+// A source that reads one secret is watched through its folder's listing
+// (without recursion): a change to a neighbour makes it re-read for nothing,
+// but the single-secret endpoint has no ETag and would return the value on
+// every poll. A pinned version never changes and costs nothing. When a server
+// sends no ETag, or a probe fails for one source only, the label is empty
+// and the caller fetches that source and compares values instead.
+func (p *provider) Versions(ctx context.Context, sources []*providers.Source) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	refs, err := p.refs(sources)
+	if err != nil {
+		return nil, err
+	}
+	s, err := p.session(ctx)
+	if err != nil {
+		return nil, err
+	}
+	type probe struct {
+		label string
+		err   error
+	}
+	probes := map[query]*probe{}
+	var jobs []func()
+	for _, r := range refs {
+		if r.version != 0 {
+			continue
+		}
+		q := probeQuery(r)
+		if probes[q] != nil {
+			continue
+		}
+		out := &probe{}
+		probes[q] = out
+		jobs = append(jobs, func() { out.label, out.err = p.probe(ctx, s, q) })
+	}
+	p.runAll(jobs)
+	labels := make([]string, len(sources))
+	for i, r := range refs {
+		if r.version != 0 {
+			labels[i] = "pinned:" + strconv.Itoa(r.version)
+			continue
+		}
+		pr := probes[probeQuery(r)]
+		if pr.err != nil && fatal(pr.err) {
+			return nil, pr.err
+		}
+		labels[i] = pr.label
+	}
+	return labels, nil
+}
+
+func probeQuery(r *ref) query {
+	q := r.query
+	if r.secret != "" {
+		q.recursive = false
+	}
+	return q
+}
+
+// probe sends one conditional list request.
+func (p *provider) probe(ctx context.Context, s *session, q query) (string, error) {
+	previous := p.etag(q)
+	res, err := withSession(ctx, p, s, func() (sdk.ListSecretsResult, error) {
+		return call(ctx, p, func() (sdk.ListSecretsResult, error) {
+			opts := p.listOptions(q)
+			opts.IfNoneMatch = previous
+			return s.client.Secrets().ListSecrets(opts)
+		})
+	})
+	var notModified *sdk.NotModifiedError
+	switch {
+	case errors.As(err, &notModified):
+		return previous, nil
+	case err != nil:
+		return "", p.fail("check", q.path, q.env, describe(err))
+	}
+	p.setETag(q, res.ETag)
+	return res.ETag, nil
+}
