@@ -33,6 +33,10 @@ const (
 	DefaultIdleFlush = 50 * time.Millisecond
 )
 
+// maxOpenSpan bounds how much masked output may wait for an overlapping
+// match to extend it.
+const maxOpenSpan = 64 << 10
+
 // Options tune a Writer. The zero value is ready to use.
 type Options struct {
 	// IdleFlush is how long the Writer holds bytes that could begin a
@@ -166,6 +170,12 @@ func (w *Writer) emit(force bool) {
 		limit = len(w.buf)
 	} else if k := len(w.spans); k > 0 && w.spans[k-1].end > w.scan {
 		limit = w.spans[k-1].start
+		// Output like "abababab..." for the value "abababab" would grow
+		// one mask without end and hold everything back; cut it into
+		// several masks instead.
+		if w.spans[k-1].end-limit >= maxOpenSpan {
+			limit = w.spans[k-1].end
+		}
 	}
 	if limit <= w.out {
 		return

@@ -524,3 +524,27 @@ func TestNothingRevealsValues(t *testing.T) {
 		}
 	}
 }
+
+// A value that overlaps itself, repeated without end, must not hold back the
+// output for ever.
+func TestRepeatedSelfOverlapIsNotHeldForever(t *testing.T) {
+	var out bytes.Buffer
+	w := New(&out, []string{"abababab"}, noIdle)
+	chunk := []byte(strings.Repeat("ab", 1024))
+	for range 2 * maxOpenSpan / len(chunk) {
+		w.Write(chunk)
+	}
+	if out.Len() == 0 {
+		t.Fatal("nothing written")
+	}
+	if strings.Trim(out.String(), "*") != "" {
+		t.Errorf("got %q, want only masks", out.String())
+	}
+	if len(w.buf) > maxOpenSpan+len(chunk) {
+		t.Errorf("holding %d bytes", len(w.buf))
+	}
+	w.Close()
+	if strings.Trim(out.String(), "*") != "" {
+		t.Errorf("got %q, want only masks", out.String())
+	}
+}
