@@ -1,8 +1,10 @@
 package awssm
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -13,8 +15,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
-
-	"github.com/secretrun/secretrun/providers"
 )
 
 const defaultSessionName = "secretrun"
@@ -79,6 +79,13 @@ func (p *provider) loadConfig(ctx context.Context) (aws.Config, string, error) {
 	if (static && region != "") || strings.EqualFold(getenv("AWS_EC2_METADATA_DISABLED"), "true") {
 		opts = append(opts, config.WithEC2IMDSClientEnableState(imds.ClientDisabled))
 	}
+	if bundle := getenv("AWS_CA_BUNDLE"); bundle != "" {
+		pem, err := os.ReadFile(bundle)
+		if err != nil {
+			return aws.Config{}, "", fmt.Errorf("%s: AWS_CA_BUNDLE: %w", p, err)
+		}
+		opts = append(opts, config.WithCustomCABundle(bytes.NewReader(pem)))
+	}
 	if u := getenv("AWS_ENDPOINT_URL"); u != "" {
 		// As in the SDK: the global override applies to every service,
 		// STS and SSO included.
@@ -93,7 +100,7 @@ func (p *provider) loadConfig(ctx context.Context) (aws.Config, string, error) {
 
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
-		return aws.Config{}, "", fmt.Errorf("%s: load AWS configuration: %w: %w", p, providers.ErrAuth, err)
+		return aws.Config{}, "", fmt.Errorf("%s: load AWS configuration: %w", p, err)
 	}
 	if cfg.Region == "" {
 		return aws.Config{}, "", fmt.Errorf("%s: no region: set `region:` in the provider, AWS_REGION, or a region in the AWS profile", p)

@@ -63,7 +63,7 @@ func jsonFields(s string) (map[string]providers.Field, error) {
 	err := dec.Decode(&obj)
 	if err == nil {
 		if _, end := dec.Token(); end != io.EOF {
-			err = errors.New("data after the object")
+			return nil, errors.New("the value is not valid JSON (more data follows the object); for a plain string, name it with `as:`")
 		}
 	}
 	var syntax *json.SyntaxError
