@@ -1,0 +1,316 @@
+// Package vaulttest starts real servers for the Vault provider's tests: a
+// Vault dev server (the real binary, built by scripts/build-vault.sh) and a
+// PostgreSQL cluster on loopback for the database secrets engine.
+//
+// Both are meant to be started once per test package, from TestMain, and
+// shared: StartVault and StartPostgres return a stop function instead of
+// registering cleanups. A test that needs a server that could not start
+// calls Need, which skips on a developer's machine and fails under CI=true.
+package vaulttest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+
+	"github.com/secretrun/secretrun/providers/providertest"
+)
+
+// RootToken is the dev server's root token.
+const RootToken = "root"
+
+// vaultVersion is the version scripts/build-vault.sh builds.
+const vaultVersion = "1.21.0"
+
+// Binary returns the path of the vault binary: $SECRETRUN_VAULT_BIN, else
+// where scripts/build-vault.sh caches it.
+func Binary() (string, error) {
+	if p := os.Getenv("SECRETRUN_VAULT_BIN"); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			return "", fmt.Errorf("SECRETRUN_VAULT_BIN: %w", err)
+		}
+		return p, nil
+	}
+	cache := os.Getenv("SECRETRUN_CACHE")
+	if cache == "" {
+		base := os.Getenv("XDG_CACHE_HOME")
+		if base == "" {
+			home, err := os.UserHomeDir()
+			if err != nil {
+				return "", err
+			}
+			base = filepath.Join(home, ".cache")
+		}
+		cache = filepath.Join(base, "secretrun")
+	}
+	p := filepath.Join(cache, "vault-"+vaultVersion, "vault")
+	if _, err := os.Stat(p); err != nil {
+		return "", fmt.Errorf("no vault binary (set SECRETRUN_VAULT_BIN or run scripts/build-vault.sh): %w", err)
+	}
+	return p, nil
+}
+
+// Vault is a running dev server.
+type Vault struct {
+	// Addr is the server's URL, http://127.0.0.1:PORT.
+	Addr string
+	// Root is a client with the root token, for setting things up.
+	Root *api.Client
+	cmd  *exec.Cmd
+	dir  string
+}
+
+// StartVault starts `vault server -dev` on a free loopback port (it also
+// takes the next port, for its cluster listener) and waits until it is
+// healthy. KV v2 is mounted at secret/.
+func StartVault() (*Vault, func(), error) {
+	bin, err := Binary()
+	if err != nil {
+		return nil, nil, err
+	}
+	dir, err := os.MkdirTemp("", "vaulttest-")
+	if err != nil {
+		return nil, nil, err
+	}
+	port, err := freePortPair()
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	logFile, err := os.Create(filepath.Join(dir, "vault.log"))
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	defer logFile.Close()
+	cmd := exec.Command(bin, "server", "-dev", "-dev-root-token-id="+RootToken,
+		"-dev-listen-address="+providertest.Addr(port))
+	// A home of its own: the dev server writes ~/.vault-token. No VAULT_*
+	// variables of the developer's leak in.
+	cmd.Env = []string{"HOME=" + dir, "PATH=" + os.Getenv("PATH")}
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	v := &Vault{Addr: "http://" + providertest.Addr(port), cmd: cmd, dir: dir}
+	stop := func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		os.RemoveAll(dir)
+	}
+	if err := waitHealthy(v.Addr, 60*time.Second); err != nil {
+		log, _ := os.ReadFile(filepath.Join(dir, "vault.log"))
+		stop()
+		return nil, nil, fmt.Errorf("vault dev server did not become healthy: %w\n%s", err, tail(string(log), 2000))
+	}
+	if v.Root, err = v.Client(RootToken); err != nil {
+		stop()
+		return nil, nil, err
+	}
+	return v, stop, nil
+}
+
+// Client returns a client of the server with token, unaffected by the
+// VAULT_* variables of the process.
+func (v *Vault) Client(token string) (*api.Client, error) {
+	cfg := api.DefaultConfig()
+	cfg.Address = v.Addr
+	cfg.MaxRetries = 0
+	c, err := api.NewClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	c.ClearNamespace()
+	c.SetToken(token)
+	return c, nil
+}
+
+func waitHealthy(addr string, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	client := &http.Client{Timeout: 2 * time.Second}
+	var last error
+	for time.Now().Before(deadline) {
+		resp, err := client.Get(addr + "/v1/sys/health")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			last = fmt.Errorf("sys/health: HTTP %d", resp.StatusCode)
+		} else {
+			last = err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return last
+}
+
+// freePortPair finds a loopback port p such that p and p+1 are free.
+func freePortPair() (int, error) {
+	for range 50 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l2, err := net.Listen("tcp", providertest.Addr(port+1))
+		l.Close()
+		if err == nil {
+			l2.Close()
+			return port, nil
+		}
+	}
+	return 0, errors.New("no free pair of loopback ports")
+}
+
+// Postgres is a running PostgreSQL cluster on loopback, with trust
+// authentication for the superuser postgres.
+type Postgres struct {
+	Port int
+	dir  string
+	bin  string
+	run  func(args ...string) error
+}
+
+// URL is a connection URL for Vault's database engine, with the
+// {{username}} and {{password}} templates Vault fills in.
+func (pg *Postgres) URL() string {
+	return fmt.Sprintf("postgresql://{{username}}:{{password}}@127.0.0.1:%d/postgres?sslmode=disable", pg.Port)
+}
+
+// Query runs sql with psql as postgres and returns its unaligned output.
+func (pg *Postgres) Query(sql string) (string, error) {
+	out, err := exec.Command(filepath.Join(pg.bin, "psql"), "-h", "127.0.0.1", "-p", strconv.Itoa(pg.Port),
+		"-U", "postgres", "-d", "postgres", "-tAc", sql).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("psql: %w: %s", err, out)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// StartPostgres creates a cluster in a temporary directory and starts it on
+// a free loopback port. initdb refuses to run as root, so as root the
+// cluster belongs to the postgres user.
+func StartPostgres() (*Postgres, func(), error) {
+	bins, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
+	if len(bins) == 0 {
+		return nil, nil, errors.New("no PostgreSQL server (apt-get install postgresql)")
+	}
+	sort.Slice(bins, func(i, j int) bool { return versionOf(bins[i]) > versionOf(bins[j]) })
+	bin := filepath.Dir(bins[0])
+	dir, err := os.MkdirTemp("", "pgtest-")
+	if err != nil {
+		return nil, nil, err
+	}
+	run := func(args ...string) error {
+		out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%s: %w: %s", filepath.Base(args[0]), err, tail(string(out), 2000))
+		}
+		return nil
+	}
+	if os.Geteuid() == 0 {
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			os.RemoveAll(dir)
+			return nil, nil, fmt.Errorf("running as root needs the postgres user: %w", err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		if err := os.Chown(dir, uid, gid); err != nil {
+			os.RemoveAll(dir)
+			return nil, nil, err
+		}
+		run = func(args ...string) error {
+			quoted := make([]string, len(args))
+			for i, a := range args {
+				quoted[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+			}
+			out, err := exec.Command("su", "postgres", "-s", "/bin/sh", "-c", strings.Join(quoted, " ")).CombinedOutput()
+			if err != nil {
+				return fmt.Errorf("%s: %w: %s", filepath.Base(args[0]), err, tail(string(out), 2000))
+			}
+			return nil
+		}
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	data := filepath.Join(dir, "data")
+	pg := &Postgres{Port: port, dir: dir, bin: bin, run: run}
+	if err := run(filepath.Join(bin, "initdb"), "-D", data, "-A", "trust", "-U", "postgres"); err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1", port, dir)
+	if err := run(filepath.Join(bin, "pg_ctl"), "-D", data, "-o", opts, "-l", filepath.Join(dir, "log"), "-w", "-t", "60", "start"); err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	stop := func() {
+		_ = run(filepath.Join(bin, "pg_ctl"), "-D", data, "-m", "immediate", "-w", "stop")
+		os.RemoveAll(dir)
+	}
+	return pg, stop, nil
+}
+
+func versionOf(initdb string) int {
+	n, _ := strconv.Atoi(filepath.Base(filepath.Dir(filepath.Dir(initdb))))
+	return n
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "…" + s[len(s)-n:]
+	}
+	return s
+}
+
+// Need stops a test whose server could not start: skipped locally, failed
+// under CI=true.
+func Need(t testing.TB, what string, err error) {
+	t.Helper()
+	if err != nil {
+		providertest.Need(t, what, err)
+	}
+}
+
+// WaitFor polls cond until it returns true or the time limit passes, for
+// states that a server reaches asynchronously.
+func WaitFor(ctx context.Context, limit time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if cond() {
+			return true
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return cond()
+}
