@@ -4,11 +4,13 @@ package all
 import (
 	"github.com/secretrun/secretrun/providers"
 	"github.com/secretrun/secretrun/providers/keyring"
+	"github.com/secretrun/secretrun/providers/vault"
 )
 
 // Registry returns a registry holding every provider type.
 func Registry() *providers.Registry {
 	r := providers.NewRegistry()
 	r.Register(keyring.Type())
+	r.Register(vault.Type())
 	return r
 }
