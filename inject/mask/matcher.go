@@ -3,21 +3,52 @@ package mask
 import "encoding/binary"
 
 // The matcher finds every occurrence of a fixed set of patterns, all at least
-// MinLen (4) bytes long. Almost every position in ordinary output starts no
-// pattern, so the hot loop only hashes the four bytes at each position and
-// tests one bit in a filter small enough to stay in the L1 cache; the
-// patterns themselves are compared only where the filter lets a position
-// through. The cost per byte is the same for 1 or 1000 patterns.
+// MinLen (4) bytes long, and is built for output that almost never contains
+// one.
+//
+// Every occurrence of a pattern covers minLen bytes from its start, so it
+// fully contains a four-byte window beginning at one of any stride =
+// minLen-3 consecutive positions. The hot loop therefore looks at one window
+// per stride only: it hashes the window's four bytes and tests one bit in a
+// filter of every four-byte window in the first minLen bytes of every
+// pattern. Where the filter lets a window through, the positions it stands
+// for are tested against a second filter holding only the patterns' first
+// four bytes, and only where that one lets a position through are patterns
+// compared. With values of 16 bytes and more the loop moves 13 bytes at a
+// time, and its cost does not grow with the number of patterns.
 
-const (
-	filterBits  = 18 // 32 KiB of filter: about 0.6% false hits with 1500 patterns
-	filterWords = 1 << filterBits / 64
-	hashMul     = 0x9E3779B1 // Fibonacci hashing: spreads similar prefixes apart
-)
+const hashMul = 0x9E3779B1 // Fibonacci hashing: spreads similar windows apart
+
+// filter is a set of four-byte windows, with false positives.
+type filter struct {
+	bits  []uint64
+	shift uint32
+}
+
+// newFilter sizes a filter for n windows at about one false hit in 64.
+func newFilter(n int) filter {
+	bits := 12
+	for bits < 22 && 1<<bits < 64*n {
+		bits++
+	}
+	return filter{bits: make([]uint64, 1<<bits/64), shift: 32 - uint32(bits)}
+}
+
+func (f *filter) add(x uint32) {
+	h := x * hashMul >> f.shift
+	f.bits[h>>6] |= 1 << (h & 63)
+}
+
+func (f *filter) has(x uint32) bool {
+	h := x * hashMul >> f.shift
+	return f.bits[h>>6]&(1<<(h&63)) != 0
+}
 
 type matcher struct {
 	pats   []string
-	filter *[filterWords]uint64
+	stride int
+	starts filter // the first four bytes of each pattern
+	within filter // the four-byte windows that begin in a pattern's first stride bytes
 	// bucket maps the first four bytes of a pattern to the patterns that
 	// start with them, longest first.
 	bucket map[uint32][]int32
@@ -33,19 +64,24 @@ type matcher struct {
 // newMatcher builds a matcher for pats, which must be sorted longest first
 // and each at least MinLen bytes long.
 func newMatcher(pats []string) *matcher {
+	minLen := len(pats[len(pats)-1])
 	m := &matcher{
 		pats:   pats,
-		filter: new([filterWords]uint64),
+		stride: minLen - 3,
+		starts: newFilter(len(pats)),
+		within: newFilter(len(pats) * (minLen - 3)),
 		bucket: make(map[uint32][]int32),
 		pre2:   new([1 << 16 / 64]uint64),
 		pre3:   make(map[uint32]bool),
+		maxLen: len(pats[0]),
 	}
 	for i, p := range pats {
 		x := binary.LittleEndian.Uint32([]byte(p[:4]))
-		h := hash(x)
-		m.filter[h>>6] |= 1 << (h & 63)
+		m.starts.add(x)
+		for o := range m.stride {
+			m.within.add(binary.LittleEndian.Uint32([]byte(p[o : o+4])))
+		}
 		m.bucket[x] = append(m.bucket[x], int32(i))
-		m.maxLen = max(m.maxLen, len(p))
 		m.pre1[p[0]] = true
 		x2 := uint32(p[0]) | uint32(p[1])<<8
 		m.pre2[x2>>6] |= 1 << (x2 & 63)
@@ -53,8 +89,6 @@ func newMatcher(pats []string) *matcher {
 	}
 	return m
 }
-
-func hash(x uint32) uint32 { return x * hashMul >> (32 - filterBits) }
 
 // span is a masked range [start, end) of the writer's buffer.
 type span struct{ start, end int }
@@ -84,27 +118,32 @@ func (sp *spans) add(s, e, floor int) {
 // still be starting there; with final set, data is known to end for good and
 // scan decides every position.
 func (m *matcher) scan(data []byte, j int, final bool, sp *spans, floor int) int {
-	n := len(data)
+	n, stride := len(data), m.stride
 	for {
-		for ; j+4 <= n; j++ {
-			h := hash(binary.LittleEndian.Uint32(data[j:]))
-			if m.filter[(h>>6)&(filterWords-1)]&(1<<(h&63)) != 0 {
-				break
+		// The window at q rules out starts in (q-stride, q]; skip
+		// windows until one does not.
+		q := j + stride - 1
+		for q+4 <= n && !m.within.has(binary.LittleEndian.Uint32(data[q:])) {
+			q += stride
+		}
+		j = max(j, q-stride+1)
+		for end := min(q, n-4); j <= end; j++ {
+			if !m.starts.has(binary.LittleEndian.Uint32(data[j:])) {
+				continue
 			}
+			l, pending := m.longestAt(data[j:], final)
+			if pending {
+				return j
+			}
+			if l > 0 {
+				sp.add(j, j+l, floor)
+			}
+			// On to j+1, not j+l: another value may start inside this
+			// one and extend past its end.
 		}
 		if j+4 > n {
 			break
 		}
-		l, pending := m.longestAt(data[j:], final)
-		if pending {
-			return j
-		}
-		if l > 0 {
-			sp.add(j, j+l, floor)
-		}
-		// Not j+l: another value may start inside this one and extend past
-		// its end.
-		j++
 	}
 	if final {
 		return n
