@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/hashicorp/vault/api"
 
@@ -481,9 +480,4 @@ func (p *provider) Versions(ctx context.Context, sources []*providers.Source) ([
 		return nil, firstErr
 	}
 	return out, nil
-}
-
-// expiry is the moment a lease of d seconds read now ends.
-func (p *provider) expiry(seconds int) time.Time {
-	return p.now().Add(time.Duration(seconds) * time.Second)
 }
