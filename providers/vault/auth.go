@@ -88,12 +88,21 @@ func (a *authSettings) validate() error {
 	switch {
 	case m == "token" && a.Mount != "":
 		return errors.New("mount does not apply to method token")
-	case m == "approle" && a.RoleID == "":
-		return errors.New("method approle needs role_id")
 	case m == "approle" && a.SecretID != "" && a.SecretIDFile != "":
 		return errors.New("give secret_id or secret_id_file, not both")
 	case m == "jwt" && a.JWT != "" && a.JWTFile != "":
 		return errors.New("give jwt or jwt_file, not both")
+	}
+	return nil
+}
+
+// required checks the values a login needs. It runs at login, not in New:
+// they are usually ${VAR}s, which are empty when the config is checked for
+// an environment that does not use this provider.
+func (a *authSettings) required() error {
+	switch m := a.method(); {
+	case m == "approle" && a.RoleID == "":
+		return errors.New("method approle needs role_id")
 	case m == "kubernetes" && a.Role == "":
 		return errors.New("method kubernetes needs role")
 	}
@@ -204,6 +213,9 @@ func (p *provider) obtainToken(ctx context.Context) (*tokenState, error) {
 func (p *provider) machineLogin(ctx context.Context) (*tokenState, error) {
 	m := p.auth.method()
 	op := "login with " + m + " at auth/" + p.auth.mount()
+	if err := p.auth.required(); err != nil {
+		return nil, fmt.Errorf("vault %q: %s: %w: %w", p.name, op, providers.ErrAuth, err)
+	}
 	var body map[string]any
 	switch m {
 	case "approle":

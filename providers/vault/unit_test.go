@@ -127,8 +127,6 @@ func TestStrictOptions(t *testing.T) {
 	for _, tc := range []struct{ yaml, want string }{
 		{"adress: http://x", `unknown key "adress"`},
 		{"auth:\n  method: approle\n  role: x\n  role_id: y", "role does not apply to method approle"},
-		{"auth:\n  method: approle", "needs role_id"},
-		{"auth:\n  method: kubernetes", "needs role"},
 		{"auth:\n  method: github", "not one of"},
 		{"auth:\n  metod: token", `unknown key "metod"`},
 		{"address: vault.example.com", "not a URL"},
@@ -159,6 +157,16 @@ func TestStrictOptions(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("source %q: got %v, want %q", tc.yaml, err, tc.want)
 		}
+	}
+}
+
+func TestMissingLoginValuesFailAtLogin(t *testing.T) {
+	// role_id is typically ${VAR}: empty when another environment is
+	// checked, so New accepts it and the login says what is missing.
+	p := newProvider(t, "auth:\n  method: approle\n  role_id: \"\"", newEnv(map[string]string{"VAULT_ADDR": "http://127.0.0.1:1"}))
+	_, err := p.Fetch(context.Background(), []*providers.Source{source(t, p, "path: secret/app")})
+	if !errors.Is(err, providers.ErrAuth) || !strings.Contains(err.Error(), "needs role_id") {
+		t.Errorf("got %v", err)
 	}
 }
 
