@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -15,9 +16,15 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go/logging"
 )
 
-const defaultSessionName = "secretrun"
+const (
+	defaultSessionName = "secretrun"
+	// imdsRegionTimeout bounds the wait for instance metadata, which
+	// answers in milliseconds on EC2 and never elsewhere.
+	imdsRegionTimeout = 2 * time.Second
+)
 
 // client returns the instance's one SDK client, building it on first use.
 // A failed build is not remembered, so a later call can succeed.
@@ -50,10 +57,6 @@ func (p *provider) loadConfig(ctx context.Context) (aws.Config, string, error) {
 	region := first(p.set.Region, getenv("AWS_REGION"), getenv("AWS_DEFAULT_REGION"))
 	if region != "" {
 		opts = append(opts, config.WithRegion(region))
-	} else {
-		// Only consulted when neither the environment nor the profile
-		// names a region, as on an EC2 instance with no configuration.
-		opts = append(opts, config.WithEC2IMDSRegion())
 	}
 	profile := first(p.set.Profile, getenv("AWS_PROFILE"), getenv("AWS_DEFAULT_PROFILE"))
 	if profile != "" {
@@ -91,6 +94,13 @@ func (p *provider) loadConfig(ctx context.Context) (aws.Config, string, error) {
 		// STS and SSO included.
 		opts = append(opts, config.WithBaseEndpoint(u))
 	}
+	// The SDK's own warnings (a fallback to IMDSv1, a deprecated setting)
+	// go to secretrun's stderr in secretrun's format, not the SDK's.
+	opts = append(opts, config.WithLogger(logging.LoggerFunc(func(c logging.Classification, format string, v ...any) {
+		if c == logging.Warn {
+			p.env.Warn("%s: %s", p, fmt.Sprintf(format, v...))
+		}
+	})))
 	if p.hooks.httpClient != nil {
 		opts = append(opts, config.WithHTTPClient(p.hooks.httpClient))
 	}
@@ -103,7 +113,17 @@ func (p *provider) loadConfig(ctx context.Context) (aws.Config, string, error) {
 		return aws.Config{}, "", fmt.Errorf("%s: load AWS configuration: %w", p, err)
 	}
 	if cfg.Region == "" {
-		return aws.Config{}, "", fmt.Errorf("%s: no region: set `region:` in the provider, AWS_REGION, or a region in the AWS profile", p)
+		// Neither settings, environment nor profile name a region: on an
+		// EC2 instance, its own region is meant. The SDK's lookup for this
+		// fails the whole load when metadata is unreachable, so ask here,
+		// briefly, and say what to set when there is no answer.
+		imdsCtx, cancel := context.WithTimeout(ctx, imdsRegionTimeout)
+		got, err := imds.NewFromConfig(cfg).GetRegion(imdsCtx, &imds.GetRegionInput{})
+		cancel()
+		if err != nil {
+			return aws.Config{}, "", fmt.Errorf("%s: no region: set `region:` in the provider, AWS_REGION, or a region in the AWS profile (instance metadata gave none)", p)
+		}
+		cfg.Region = got.Region
 	}
 
 	tokenFile, roleARN := getenv("AWS_WEB_IDENTITY_TOKEN_FILE"), getenv("AWS_ROLE_ARN")
