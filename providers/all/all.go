@@ -3,6 +3,7 @@ package all
 
 import (
 	"github.com/secretrun/secretrun/providers"
+	"github.com/secretrun/secretrun/providers/awssm"
 	"github.com/secretrun/secretrun/providers/keyring"
 	"github.com/secretrun/secretrun/providers/vault"
 )
@@ -10,6 +11,7 @@ import (
 // Registry returns a registry holding every provider type.
 func Registry() *providers.Registry {
 	r := providers.NewRegistry()
+	r.Register(awssm.Type())
 	r.Register(keyring.Type())
 	r.Register(vault.Type())
 	return r

@@ -87,7 +87,7 @@ func TestNoInstanceMetadataWithExplicitSettings(t *testing.T) {
 			t.Errorf("no credentials anywhere: got %v, want ErrAuth", err)
 		}
 		// The SDK warns that it falls back to IMDSv1; in secretrun's format.
-		if w := stderr.String(); w != "" && !strings.HasPrefix(w, `secretrun: warning: aws-secrets-manager "aws": `) {
+		if w := stderr.String(); !strings.HasPrefix(w, `secretrun: warning: aws-secrets-manager "aws": `) {
 			t.Errorf("SDK warning not in secretrun's format: %q", w)
 		}
 		if !rec.sawHost(imdsHost) {
