@@ -50,6 +50,13 @@ type leaseState struct {
 	tokenGen  int
 	stale     bool
 	fields    map[string]providers.Field
+	path      string
+}
+
+// healthy reports whether the lease can still be handed out at now. A lease
+// without a duration does not expire.
+func (l *leaseState) healthy(now time.Time) bool {
+	return !l.stale && (l.expires.IsZero() || now.Before(l.expires))
 }
 
 func (l *leaseState) label() string {
@@ -63,16 +70,11 @@ func (l *leaseState) result() providers.Result {
 	return providers.Result{Fields: cloneFields(l.fields), Version: l.label(), Expires: l.expires}
 }
 
-// heldLease is a lease to revoke on Close.
-type heldLease struct {
-	id, path string
-	expires  time.Time
-}
 
 // readLeased reads a path of a non-KV engine, holding on to its lease.
 func (p *provider) readLeased(ctx context.Context, c *api.Client, path string, m mountInfo) (providers.Result, error) {
 	p.leaseMu.Lock()
-	if l := p.leases[path]; l != nil && !l.stale && p.now().Before(l.expires) {
+	if l := p.leases[path]; l != nil && l.healthy(p.now()) {
 		res := l.result()
 		p.leaseMu.Unlock()
 		return res, nil
@@ -93,11 +95,14 @@ func (p *provider) readLeased(ctx context.Context, c *api.Client, path string, m
 		id:        s.LeaseID,
 		renewable: s.Renewable,
 		increment: ttl,
-		expires:   now.Add(ttl),
-		renewAt:   now.Add(renewPoint(ttl)),
 		gen:       1,
 		tokenGen:  tokenGen,
 		fields:    f,
+		path:      path,
+	}
+	if ttl > 0 {
+		l.expires = now.Add(ttl)
+		l.renewAt = now.Add(renewPoint(ttl))
 	}
 	p.leaseMu.Lock()
 	defer p.leaseMu.Unlock()
@@ -105,7 +110,7 @@ func (p *provider) readLeased(ctx context.Context, c *api.Client, path string, m
 		l.gen = prev.gen + 1
 	}
 	p.leases[path] = l
-	p.held = append(p.held, heldLease{id: l.id, path: path, expires: l.expires})
+	p.held = append(p.held, l)
 	return l.result(), nil
 }
 
@@ -119,7 +124,7 @@ func (p *provider) leaseLabel(ctx context.Context, c *api.Client, path string) (
 		return "", nil
 	}
 	now := p.now()
-	due := !l.stale && !now.Before(l.renewAt)
+	due := !l.stale && !l.renewAt.IsZero() && !now.Before(l.renewAt)
 	if due && (!l.renewable || !now.Before(l.expires)) {
 		l.stale = true
 		due = false
@@ -187,13 +192,7 @@ func (p *provider) Close(ctx context.Context) error {
 	}
 
 	p.leaseMu.Lock()
-	now := p.now()
-	var held []heldLease
-	for _, h := range p.held {
-		if now.Before(h.expires) {
-			held = append(held, h)
-		}
-	}
+	held := p.held
 	p.held = nil
 	p.leases = map[string]*leaseState{}
 	p.leaseMu.Unlock()
@@ -227,7 +226,7 @@ func (p *provider) Close(ctx context.Context) error {
 				// leases, whatever its policies allow here.
 				return
 			}
-			fail(fmt.Errorf("%w; it expires at %s", p.describe(ctx, "revoke the lease of "+h.path, err), h.expires.Format(time.RFC3339)))
+			fail(fmt.Errorf("%w; it expires by itself at %s", p.describe(ctx, "revoke the lease of "+h.path, err), h.expires.Format(time.RFC3339)))
 		}()
 	}
 	wg.Wait()

@@ -123,7 +123,7 @@ type provider struct {
 	leases  map[string]*leaseState
 	// held lists every lease read during the run, superseded ones included,
 	// for Close.
-	held []heldLease
+	held []*leaseState
 
 	// noMetadata records KV v2 paths whose metadata the token may not read,
 	// so Versions stops asking.
