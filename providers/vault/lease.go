@@ -70,7 +70,6 @@ func (l *leaseState) result() providers.Result {
 	return providers.Result{Fields: cloneFields(l.fields), Version: l.label(), Expires: l.expires}
 }
 
-
 // readLeased reads a path of a non-KV engine, holding on to its lease.
 func (p *provider) readLeased(ctx context.Context, c *api.Client, path string, m mountInfo) (providers.Result, error) {
 	p.leaseMu.Lock()
