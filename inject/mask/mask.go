@@ -59,9 +59,11 @@ type Writer struct {
 	skipped []int
 	idle    time.Duration
 
-	// buf holds bytes not yet written out and the bytes a match in
-	// progress may still cover: buf[:out] was written out and starts at
-	// or before scan, the first position not yet decided.
+	// buf holds the bytes not yet written out and those a match in
+	// progress may still cover. Positions count from the start of buf, or
+	// of the write being scanned in place: before out everything was
+	// written out, and scan is the first position where it is not yet
+	// decided whether a value starts.
 	buf   []byte
 	out   int
 	scan  int
@@ -123,16 +125,13 @@ func (w *Writer) Write(p []byte) (int, error) {
 		w.err = err
 		return n, err
 	}
-	w.buf = append(w.buf, p...)
-	w.scan = w.m.scan(w.buf, w.scan, false, &w.spans, w.out)
-	w.emit(false)
-	w.compact()
+	w.process(p)
 	if w.err != nil {
 		return 0, w.err
 	}
 	if w.idle > 0 {
 		w.lastWrite = time.Now()
-		if w.out < len(w.buf) {
+		if len(w.buf) > w.out {
 			w.armTimer()
 		}
 	}
@@ -153,21 +152,87 @@ func (w *Writer) Close() error {
 	}
 	if w.m != nil && w.err == nil {
 		w.scan = w.m.scan(w.buf, w.scan, true, &w.spans, w.out)
-		w.emit(true)
+		w.emit(w.buf, true)
 	}
 	w.buf, w.obuf, w.spans = nil, nil, nil
 	return w.err
 }
 
-// emit writes out the bytes that are decided: those before the first
-// position where a value may still begin and before any mask that may still
-// grow. With force it writes out everything, masking what has matched so
-// far; scan stays where it is, so a value completed later is still masked
+// process scans and writes out p, which follows the bytes in buf, and
+// leaves in buf what is not decided yet.
+//
+// Copying every write into buf would cost as much as the copy from the
+// child's pipe, so p is scanned where it is, and only the undecided tail
+// is kept. When buf still holds the tail of the previous write, enough of
+// p is appended to it to decide every position in it, and the rest of p is
+// then scanned in place.
+func (w *Writer) process(p []byte) {
+	if len(w.buf) > 0 {
+		junction := w.m.maxLen
+		if len(p) <= junction {
+			w.buf = append(w.buf, p...)
+			w.step(w.buf)
+			w.keep(w.buf)
+			return
+		}
+		held := len(w.buf)
+		w.buf = append(w.buf, p[:junction]...)
+		w.step(w.buf)
+		if w.out < held {
+			// A mask that began in buf may still grow into p; rare
+			// enough to take the plain way.
+			w.buf = append(w.buf, p[junction:]...)
+			w.step(w.buf)
+			w.keep(w.buf)
+			return
+		}
+		// Every position in buf is decided and written out: go on in p.
+		w.shift(held)
+		w.buf = w.buf[:0]
+	}
+	w.step(p)
+	w.keep(p)
+}
+
+// step scans data, which holds the undecided bytes, and writes out what it
+// can.
+func (w *Writer) step(data []byte) {
+	w.scan = w.m.scan(data, w.scan, false, &w.spans, w.out)
+	w.emit(data, false)
+}
+
+// keep leaves in buf the part of data that was not written out or may
+// still be part of a match.
+func (w *Writer) keep(data []byte) {
+	d := min(w.out, w.scan)
+	// data may be buf itself; append copies with memmove, which allows
+	// the overlap.
+	w.buf = append(w.buf[:0], data[d:]...)
+	w.shift(d)
+}
+
+// shift renumbers the positions after dropping the first d bytes.
+func (w *Writer) shift(d int) {
+	if d == 0 {
+		return
+	}
+	w.out -= d
+	w.scan -= d
+	for i := range w.spans {
+		w.spans[i].start -= d
+		w.spans[i].end -= d
+	}
+}
+
+// emit writes out the bytes of data that are decided: those before the
+// first position where a value may still begin and before any mask that may
+// still grow. With force it writes out everything, masking what has matched
+// so far; scan stays where it is, so a value completed later is still masked
 // from where the output left off.
-func (w *Writer) emit(force bool) {
+func (w *Writer) emit(data []byte, force bool) {
 	limit := w.scan
 	if force {
-		limit = len(w.buf)
+		limit = len(data)
 	} else if k := len(w.spans); k > 0 && w.spans[k-1].end > w.scan {
 		limit = w.spans[k-1].start
 		// Output like "abababab..." for the value "abababab" would grow
@@ -185,18 +250,18 @@ func (w *Writer) emit(force bool) {
 		if s.start >= limit {
 			break
 		}
-		w.obuf = append(w.obuf, w.buf[w.out:s.start]...)
+		w.obuf = append(w.obuf, data[w.out:s.start]...)
 		w.obuf = append(w.obuf, Mask...)
 		w.out = s.end
 		done++
 	}
 	w.spans = append(w.spans[:0], w.spans[done:]...)
 	if len(w.obuf) == 0 {
-		// The common case, no mask: write straight from the buffer.
-		w.write(w.buf[w.out:limit])
+		// The common case, no mask: write straight from data.
+		w.write(data[w.out:limit])
 	} else {
 		if limit > w.out {
-			w.obuf = append(w.obuf, w.buf[w.out:limit]...)
+			w.obuf = append(w.obuf, data[w.out:limit]...)
 		}
 		w.write(w.obuf)
 		w.obuf = w.obuf[:0]
@@ -210,23 +275,6 @@ func (w *Writer) write(p []byte) {
 	}
 	if _, err := w.dst.Write(p); err != nil {
 		w.err = err
-	}
-}
-
-// compact drops the bytes that were written out and can no longer be part
-// of a match.
-func (w *Writer) compact() {
-	d := min(w.out, w.scan)
-	if d == 0 {
-		return
-	}
-	n := copy(w.buf, w.buf[d:])
-	w.buf = w.buf[:n]
-	w.out -= d
-	w.scan -= d
-	for i := range w.spans {
-		w.spans[i].start -= d
-		w.spans[i].end -= d
 	}
 }
 
@@ -257,6 +305,6 @@ func (w *Writer) idleFlush() {
 		w.timer.Reset(rest)
 		return
 	}
-	w.emit(true)
-	w.compact()
+	w.emit(w.buf, true)
+	w.keep(w.buf)
 }

@@ -39,6 +39,21 @@ func (f *filter) add(x uint32) {
 	f.bits[h>>6] |= 1 << (h & 63)
 }
 
+// skip returns the first of q, q+stride, q+2*stride... where the window is
+// in f or that is too close to the end of data to have a window.
+func (f *filter) skip(data []byte, q, stride int) int {
+	// Locals, so the loop keeps them in registers.
+	bits, shift := f.bits, f.shift
+	mask := uint32(len(bits) - 1)
+	for ; q >= 0 && q+4 <= len(data); q += stride {
+		h := binary.LittleEndian.Uint32(data[q:]) * hashMul >> shift
+		if bits[h>>6&mask]&(1<<(h&63)) != 0 {
+			break
+		}
+	}
+	return q
+}
+
 func (f *filter) has(x uint32) bool {
 	h := x * hashMul >> f.shift
 	return f.bits[h>>6]&(1<<(h&63)) != 0
@@ -122,10 +137,7 @@ func (m *matcher) scan(data []byte, j int, final bool, sp *spans, floor int) int
 	for {
 		// The window at q rules out starts in (q-stride, q]; skip
 		// windows until one does not.
-		q := j + stride - 1
-		for q+4 <= n && !m.within.has(binary.LittleEndian.Uint32(data[q:])) {
-			q += stride
-		}
+		q := m.within.skip(data, j+stride-1, stride)
 		j = max(j, q-stride+1)
 		for end := min(q, n-4); j <= end; j++ {
 			if !m.starts.has(binary.LittleEndian.Uint32(data[j:])) {
