@@ -200,7 +200,7 @@ func (p *provider) readCurrent(ctx context.Context, c *conn, ids []string) (map[
 		defer mu.Unlock()
 		if err != nil {
 			if fatal == nil {
-				fatal = fmt.Errorf("%s: read %d secrets (%s): %w", p, len(batches[i]), c.where(), err)
+				fatal = fmt.Errorf("%s: get %s (%s): %w", p, several(batches[i]), c.where(), err)
 			}
 			return
 		}
@@ -226,7 +226,22 @@ func (p *provider) readCurrent(ctx context.Context, c *conn, ids []string) (map[
 		out[recheck[i]] = read{v, err}
 		mu.Unlock()
 	})
+	// Reads one by one (a refused batch, a recheck) can meet an outage too;
+	// it concerns every source, whichever read met it.
+	for _, id := range ids {
+		if err := out[id].err; err != nil && wholeBackend(err) {
+			return nil, fmt.Errorf("%s: get %s (%s): %w", p, id, c.where(), err)
+		}
+	}
 	return out, nil
+}
+
+// several names a batch of ids in a message: "prod/a and 19 more".
+func several(ids []string) string {
+	if len(ids) == 1 {
+		return ids[0]
+	}
+	return fmt.Sprintf("%s and %d more", ids[0], len(ids)-1)
 }
 
 // batch reads up to batchSize ids with one BatchGetSecretValue call, or
