@@ -4,6 +4,7 @@ package all
 import (
 	"github.com/secretrun/secretrun/providers"
 	"github.com/secretrun/secretrun/providers/awssm"
+	"github.com/secretrun/secretrun/providers/infisical"
 	"github.com/secretrun/secretrun/providers/keyring"
 	"github.com/secretrun/secretrun/providers/vault"
 )
@@ -12,6 +13,7 @@ import (
 func Registry() *providers.Registry {
 	r := providers.NewRegistry()
 	r.Register(awssm.Type())
+	r.Register(infisical.Type())
 	r.Register(keyring.Type())
 	r.Register(vault.Type())
 	return r

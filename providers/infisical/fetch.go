@@ -90,8 +90,12 @@ func retryable(err error) bool {
 		}
 		return false
 	}
+	// A certificate that does not verify will not verify on a second try.
 	var req *sdk.RequestError
-	return errors.As(err, &req) || errors.Is(err, errTimeout)
+	if errors.As(err, &req) {
+		return !strings.Contains(req.Error(), "certificate")
+	}
+	return errors.Is(err, errTimeout)
 }
 
 // describe turns an SDK error into one that wraps the matching sentinel and
@@ -123,7 +127,7 @@ func describe(err error) error {
 	case api.StatusCode == http.StatusForbidden && strings.Contains(strings.ToLower(api.ErrorMessage), "token"):
 		return fmt.Errorf("%w (%s)", providers.ErrAuth, detail)
 	case api.StatusCode == http.StatusForbidden:
-		return fmt.Errorf("%w (%s)", providers.ErrDenied, detail)
+		return fmt.Errorf("%w (%s); check that the machine identity is a member of the project with read access here", providers.ErrDenied, detail)
 	case api.StatusCode == http.StatusNotFound:
 		return fmt.Errorf("%w (%s)", providers.ErrNotFound, detail)
 	case api.StatusCode == http.StatusTooManyRequests:

@@ -97,14 +97,14 @@ type query struct {
 	expand    bool
 }
 
-// String is how messages and origins name the source: environment and path,
-// and the secret's key when the source reads one.
+// String is how messages and origins name the source: its folder path, with
+// the secret's key when the source reads one. The environment is in every
+// message beside it.
 func (r *ref) String() string {
-	s := r.env + ":" + r.path
 	if r.secret != "" {
-		s = r.env + ":" + joinPath(r.path, r.secret)
+		return joinPath(r.path, r.secret)
 	}
-	return s
+	return r.path
 }
 
 func joinPath(dir, name string) string {
