@@ -50,8 +50,9 @@ type Options struct {
 var errClosed = errors.New("mask: write after close")
 
 // Writer is an io.WriteCloser that writes everything written to it to its
-// destination, with the values it was given masked. It may be used by one
-// writing goroutine while its own idle timer flushes held bytes.
+// destination, with the values it was given masked. Its methods may be
+// called from several goroutines; its idle timer writes to the destination
+// from a goroutine of its own, never at the same time as Write or Close.
 type Writer struct {
 	mu      sync.Mutex
 	dst     io.Writer

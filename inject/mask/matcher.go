@@ -45,7 +45,7 @@ func (f *filter) skip(data []byte, q, stride int) int {
 	// Locals, so the loop keeps them in registers.
 	bits, shift := f.bits, f.shift
 	mask := uint32(len(bits) - 1)
-	for ; q >= 0 && q+4 <= len(data); q += stride {
+	for ; q+4 <= len(data); q += stride {
 		h := binary.LittleEndian.Uint32(data[q:]) * hashMul >> shift
 		if bits[h>>6&mask]&(1<<(h&63)) != 0 {
 			break
