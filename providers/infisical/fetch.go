@@ -399,9 +399,9 @@ func (p *provider) etag(q query) string {
 
 // Versions asks Infisical whether each source's folder listing changed,
 // sending the ETag of the last listing in If-None-Match: an unchanged folder
-// costs a 304 without a body. The label is the ETag, which Infisical derives
-// from the listing itself, so it also changes when an imported secret or a
-// referenced one changes.
+// costs a 304 without a body. The label is the ETag, which stands for the
+// whole listing as answered (after imports and expansion), so it changes when
+// an imported or referenced secret does too.
 //
 // A source that reads one secret is watched through its folder's listing
 // (without recursion): a change to a neighbour makes it re-read for nothing,
