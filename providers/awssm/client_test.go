@@ -230,3 +230,27 @@ func TestErrorsNeverShowValues(t *testing.T) {
 		}
 	}
 }
+
+func TestEndpointPrecedence(t *testing.T) {
+	srv := moto.Get(t)
+	srv.CreateString(t, "ep/one", `{"V":"1"}`)
+	nowhere := "http://127.0.0.1:1"
+	keys := map[string]string{"AWS_ACCESS_KEY_ID": mototest.AccessKeyID, "AWS_SECRET_ACCESS_KEY": mototest.SecretAccessKey, "AWS_REGION": mototest.Region}
+	for _, tc := range []struct {
+		name, settings string
+		vars           map[string]string
+	}{
+		{"SettingOverEnv", "endpoint: " + srv.URL, map[string]string{"AWS_ENDPOINT_URL_SECRETS_MANAGER": nowhere, "AWS_ENDPOINT_URL": nowhere}},
+		{"ServiceVariableOverGlobal", "{}", map[string]string{"AWS_ENDPOINT_URL_SECRETS_MANAGER": srv.URL, "AWS_ENDPOINT_URL": nowhere}},
+		{"Global", "{}", map[string]string{"AWS_ENDPOINT_URL": srv.URL}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			vars := maps.Clone(keys)
+			maps.Copy(vars, tc.vars)
+			p := newTest(t, tc.settings, vars, hooks{})
+			if got := values(t, fetch(t, p, src(t, p, "secret: ep/one"))[0]); got["V"] != "1" {
+				t.Errorf("wrong fields")
+			}
+		})
+	}
+}

@@ -7,7 +7,9 @@ import (
 	"maps"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
@@ -133,6 +135,23 @@ func TestFortyFiveSecretsInThreeBatches(t *testing.T) {
 	// The same secret twice is read once.
 	srcs = append(srcs, src(t, p, "secret: batch/s07\nkeys: [K07]"))
 	rec.reset()
+	// Each batch waits until all three are in flight: run one after the
+	// other, the first would wait in vain.
+	var arrived sync.WaitGroup
+	arrived.Add(3)
+	together := make(chan struct{})
+	go func() { arrived.Wait(); close(together) }()
+	rec.answer = func(op string, n int, _ *http.Request) *http.Response {
+		if op == "BatchGetSecretValue" && n <= 3 {
+			arrived.Done()
+			select {
+			case <-together:
+			case <-time.After(10 * time.Second):
+				t.Error("the three batches were not in flight at once")
+			}
+		}
+		return nil
+	}
 
 	results := fetch(t, p, srcs...)
 	for i, r := range results[:45] {
