@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/smithy-go"
@@ -31,6 +32,12 @@ func codeError(code, detail string) error {
 	switch code {
 	case "ResourceNotFoundException":
 		return fmt.Errorf("%w (%s)", providers.ErrNotFound, msg)
+	case "InvalidRequestException":
+		// A secret scheduled for deletion can be restored, but until then it
+		// reads as gone, and `optional: true` should treat it so.
+		if strings.Contains(strings.ToLower(detail), "deleted") || strings.Contains(strings.ToLower(detail), "deletion") {
+			return fmt.Errorf("%w: scheduled for deletion (%s)", providers.ErrNotFound, msg)
+		}
 	case "AccessDeniedException":
 		return fmt.Errorf("%w (%s)", providers.ErrDenied, msg)
 	case "DecryptionFailure":

@@ -245,12 +245,20 @@ func TestMissingSecret(t *testing.T) {
 	arn := srv.CreateString(t, "here/present", `{"V":"present-value"}`)
 	p := forMoto(t, srv, newRecorder(t, srv.URL))
 	missingARN := strings.Replace(arn, "here/present", "here/absent", 1)
+	srv.CreateString(t, "here/deleted", `{"V":"deleted-value"}`)
+	if _, err := srv.Client().DeleteSecret(context.Background(), &secretsmanager.DeleteSecretInput{
+		SecretId: aws.String("here/deleted"), RecoveryWindowInDays: aws.Int64(7),
+	}); err != nil {
+		t.Fatal(err)
+	}
 	results := fetch(t, p,
 		src(t, p, "secret: here/absent"),
 		src(t, p, "secret: "+arn),
 		src(t, p, "secret: "+missingARN),
 		src(t, p, "secret: here/absent\nversion_stage: AWSPREVIOUS"),
+		src(t, p, "secret: here/deleted"),
 	)
+	wantErr(t, results[4].Err, providers.ErrNotFound, "here/deleted", "deletion")
 	wantErr(t, results[0].Err, providers.ErrNotFound, `aws-secrets-manager "aws": get here/absent (eu-west-1 at `+srv.URL+`)`)
 	if got := values(t, results[1]); got["V"] != "present-value" {
 		t.Errorf("secret by ARN: wrong fields")
