@@ -219,6 +219,13 @@ func (p *provider) relogin(ctx context.Context, s *session, generation int) erro
 	if s.generation != generation {
 		return nil
 	}
+	if s.creds.method == authKubernetes {
+		// The kubelet rotates projected service account tokens: log in
+		// with the one on disk now, not the one read at start.
+		if c, err := p.credentials(); err == nil {
+			s.creds = c
+		}
+	}
 	return p.login(ctx, s)
 }
 

@@ -302,6 +302,18 @@ func TestKubernetesAuth(t *testing.T) {
 		t.Errorf("%d kubernetes logins, want 1", n)
 	}
 
+	// The kubelet rotated the token and the access token expired: the new
+	// login presents the token on disk now.
+	b.AddKubernetesIdentity("k8s-identity-1", "eyJhbGciOiJSUzI1NiJ9.rotated.sig", projectID)
+	if err := os.WriteFile(tokenFile, []byte("eyJhbGciOiJSUzI1NiJ9.rotated.sig"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b.ExpireTokens()
+	assertFields(t, fetchFields(t, p, "environment: prod"), map[string]string{"K": "from-k8s"})
+	if n := b.Count(infisicaltest.KubernetesAuth); n != 2 {
+		t.Errorf("%d kubernetes logins, want 2", n)
+	}
+
 	wrong := filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(wrong, []byte("not-the-token"), 0o600); err != nil {
 		t.Fatal(err)
