@@ -50,6 +50,9 @@ func BenchmarkMask(b *testing.B) {
 	b.Run("io.Copy/text", func(b *testing.B) { run(b, text, discard) })
 	b.Run("100values/text", func(b *testing.B) { run(b, text, masker(values)) })
 	b.Run("1value/text", func(b *testing.B) { run(b, text, masker(values[:1])) })
+	// The skip loop moves by the length of the shortest value less 3, so
+	// one 4-byte value makes it look at every position.
+	b.Run("100values+4byte/text", func(b *testing.B) { run(b, text, masker(append(values[:100:100], "Zq9x"))) })
 	b.Run("io.Copy/binary", func(b *testing.B) { run(b, binary, discard) })
 	b.Run("100values/binary", func(b *testing.B) { run(b, binary, masker(values)) })
 }
