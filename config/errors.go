@@ -33,6 +33,10 @@ func (e *Error) Error() string {
 
 // position renders the position of a node in file.
 func position(file string, n ast.Node) string {
+	// A mapping's own token is its first colon; users look for its first key.
+	if m, ok := n.(*ast.MappingNode); ok && len(m.Values) > 0 {
+		n = m.Values[0].Key
+	}
 	if n == nil || n.GetToken() == nil {
 		return file
 	}

@@ -16,6 +16,9 @@ type expander struct {
 	lookup       func(string) (string, bool)
 	env, scope   string
 	placeholders bool // whether {env} and {scope} apply here
+	// lenient leaves what cannot be resolved empty instead of failing, to
+	// check the keys of providers the environment does not use.
+	lenient bool
 }
 
 var variableRef = regexp.MustCompile(`\$\$\{|\$\{([^}]*)\}`)
@@ -64,6 +67,9 @@ func (x *expander) expand(s string) (string, error) {
 		if hasDefault {
 			return def
 		}
+		if x.lenient {
+			return ""
+		}
 		if err == nil {
 			err = fmt.Errorf("${%s} is not set in secretrun's environment; export it, or write ${%s:-default}", name, name)
 		}
@@ -77,7 +83,7 @@ func (x *expander) expand(s string) (string, error) {
 	}
 	out = strings.ReplaceAll(out, "{env}", x.env)
 	if strings.Contains(out, "{scope}") {
-		if x.scope == "" {
+		if x.scope == "" && !x.lenient {
 			return "", fmt.Errorf("{scope} needs a scope: pass --scope NAME or set SECRETRUN_SCOPE")
 		}
 		out = strings.ReplaceAll(out, "{scope}", x.scope)

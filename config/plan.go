@@ -98,7 +98,29 @@ func (f *File) Plan(reg *providers.Registry, sel Selection, penv providers.Env) 
 		}
 		plan.Sources = append(plan.Sources, src)
 	}
+	if err := d.checkUnused(plan, reg, penv); err != nil {
+		return nil, err
+	}
 	return plan, nil
+}
+
+// checkUnused builds the providers the environment does not use, to report
+// unknown keys and wrong types in their settings too. Their ${VAR} and
+// {scope} need not resolve here, so other errors are not theirs to report.
+func (d *document) checkUnused(plan *Plan, reg *providers.Registry, penv providers.Env) error {
+	lenient := &expander{file: d.file, lookup: func(string) (string, bool) { return "", false }, placeholders: true, lenient: true}
+	scratch := &Plan{Providers: map[string]providers.Provider{}}
+	for _, p := range d.providers {
+		if _, used := plan.Providers[p.name]; used {
+			continue
+		}
+		_, err := d.instance(scratch, reg, lenient, p.name, penv)
+		var cerr *Error
+		if errors.As(err, &cerr) && cerr.Path == "providers."+p.name {
+			return cerr
+		}
+	}
+	return nil
 }
 
 // instance builds the named provider once per plan.

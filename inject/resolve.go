@@ -34,8 +34,9 @@ type Variable struct {
 // Origin describes where the value came from, without the value:
 // `vault "prod" secret/myapp#api_key (secretrun.yaml:12:7)`.
 func (v Variable) Origin() string {
-	s := fmt.Sprintf("%s %s", v.Source.Provider, v.Source.Ref)
-	if v.Field != providers.Plain {
+	ref := v.Source.Ref.String()
+	s := v.Source.Provider + " " + ref
+	if v.Field != providers.Plain && !strings.HasSuffix(ref, "/"+v.Field) {
 		s += "#" + v.Field
 	}
 	if v.Version != "" {

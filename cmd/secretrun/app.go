@@ -221,9 +221,10 @@ func loadConfig(c *cli.Context, d deps) (*config.File, error) {
 	return config.Load(name)
 }
 
-// relative shortens a path under wd for messages.
+// relative shortens a path for messages, relative to wd as a shell user
+// would write it.
 func relative(wd, path string) string {
-	if rel, err := filepath.Rel(wd, path); err == nil && !strings.HasPrefix(rel, "..") {
+	if rel, err := filepath.Rel(wd, path); err == nil {
 		return rel
 	}
 	return path

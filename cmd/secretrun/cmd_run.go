@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"strings"
 	"os/signal"
 	"syscall"
 	"time"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/secretrun/secretrun/config"
 	"github.com/secretrun/secretrun/inject"
+	"github.com/secretrun/secretrun/inject/mask"
 	"github.com/secretrun/secretrun/providers"
 )
 
@@ -21,6 +24,7 @@ func runCommand(d deps) *cli.Command {
 		Usage:     "run COMMAND with its secrets in its environment (the default command)",
 		ArgsUsage: "-- COMMAND [ARGS...]",
 		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "mask", Usage: "redact secret values in the command's stdout and stderr (default: on when CI=true or mask: true; --mask=false turns it off)"},
 			&cli.BoolFlag{Name: "preserve-env", Usage: "variables already set in the environment win over secrets"},
 			&cli.StringFlag{Name: "command", Usage: "run `STRING` with /bin/sh -c instead of COMMAND"},
 		},
@@ -57,8 +61,19 @@ func runAction(c *cli.Context, d deps) error {
 	}
 	cmd := inject.Command{Args: args, Env: inject.Environ(d.environ, secrets.Vars, c.Bool("preserve-env"))}
 
+	values := revealAll(secrets)
+	if d.getenv("GITHUB_ACTIONS") == "true" {
+		if err := mask.WriteAddMask(d.stdout, values); err != nil {
+			return fmt.Errorf("register masks with GitHub Actions: %w", err)
+		}
+	}
+	masking := p.Mask || d.getenv("CI") == "true"
+	if c.IsSet("mask") {
+		masking = c.Bool("mask")
+	}
+
 	isInit := d.pid == 1
-	if inject.CanExec && !isInit && !holdsLeases(p, secrets) {
+	if inject.CanExec && !isInit && !masking && !holdsLeases(p, secrets) {
 		return inject.Exec(cmd)
 	}
 	sup := &inject.Supervisor{
@@ -70,6 +85,11 @@ func runAction(c *cli.Context, d deps) error {
 		StopSignal:  syscall.SIGTERM,
 		StopTimeout: p.Watch.StopTimeout,
 	}
+	if masking {
+		stdout, stderr := mask.New(d.stdout, values, mask.Options{}), mask.New(d.stderr, values, mask.Options{})
+		sup.Stdout, sup.Stderr = stdout, stderr
+		warnShortValues(d, secrets, stdout.Skipped())
+	}
 	status, err := sup.Run(c.Context)
 	if err != nil {
 		return err
@@ -78,6 +98,27 @@ func runAction(c *cli.Context, d deps) error {
 		return childExit(status)
 	}
 	return nil
+}
+
+func revealAll(s *inject.Secrets) []string {
+	values := make([]string, len(s.Vars))
+	for i, v := range s.Vars {
+		values[i] = v.Value.Reveal()
+	}
+	return values
+}
+
+// warnShortValues names, once, the variables whose values are too short to
+// mask without redacting ordinary output.
+func warnShortValues(d deps, s *inject.Secrets, skipped []int) {
+	if len(skipped) == 0 {
+		return
+	}
+	names := make([]string, len(skipped))
+	for i, idx := range skipped {
+		names[i] = s.Vars[idx].Name
+	}
+	d.providerEnv().Warn("not masking %s: values shorter than %d bytes would redact ordinary output", strings.Join(names, ", "), mask.MinLen)
 }
 
 // holdsLeases reports whether a secret is leased by a provider that gives
