@@ -72,31 +72,59 @@ func decodeStrict(file, path string, node ast.Node, v any, extra ...string) erro
 		sort.Strings(valid)
 		return &Error{Pos: pos, Path: path, Msg: fmt.Sprintf("unknown key %q (valid keys: %s)", key, strings.Join(valid, ", "))}
 	}
+	var typeErr *yaml.TypeError
+	if errors.As(err, &typeErr) {
+		if typeErr.StructFieldName != nil {
+			path = joinPath(path, yamlPath(reflect.TypeOf(v), *typeErr.StructFieldName))
+		}
+		return &Error{Pos: pos, Path: path, Msg: fmt.Sprintf("wrong type: got %s, want %s", friendlyType(typeErr.SrcType.String()), friendlyType(typeErr.DstType.String()))}
+	}
 	msg := err.Error()
 	if yerr != nil {
 		msg = yerr.GetMessage()
 	}
-	return &Error{Pos: pos, Path: path, Msg: simplifyTypeError(msg)}
+	return &Error{Pos: pos, Path: path, Msg: msg}
 }
 
-// simplifyTypeError turns the decoder's Go-flavoured type errors into
-// wording about YAML.
-func simplifyTypeError(msg string) string {
-	msg = strings.TrimPrefix(msg, "cannot unmarshal ")
-	if i := strings.Index(msg, " into Go struct field "); i >= 0 {
-		what := msg[:i]
-		rest := msg[i+len(" into Go struct field "):]
-		typ := rest
-		if j := strings.LastIndex(rest, " of type "); j >= 0 {
-			typ = rest[j+len(" of type "):]
-		}
-		return fmt.Sprintf("wrong type: got %s, want %s", what, friendlyType(typ))
+func joinPath(a, b string) string {
+	if a == "" || b == "" {
+		return a + b
 	}
-	return msg
+	return a + "." + b
+}
+
+// yamlPath turns the decoder's Go field path ("settings.Auth.Role") into the
+// keys a user wrote ("auth.role").
+func yamlPath(t reflect.Type, goPath string) string {
+	parts := strings.Split(goPath, ".")
+	var keys []string
+	for _, name := range parts[1:] {
+		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Map {
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct {
+			break
+		}
+		f, ok := t.FieldByName(name)
+		if !ok {
+			break
+		}
+		key := strings.Split(f.Tag.Get("yaml"), ",")[0]
+		if key == "" {
+			key = strings.ToLower(f.Name)
+		}
+		keys = append(keys, key)
+		t = f.Type
+	}
+	return strings.Join(keys, ".")
 }
 
 func friendlyType(goType string) string {
 	switch {
+	case strings.HasPrefix(goType, "[]interface") || goType == "[]any":
+		return "a list"
+	case strings.HasPrefix(goType, "map[string]interface") || strings.HasPrefix(goType, "map[string]any"):
+		return "a mapping"
 	case goType == "bool":
 		return "true or false"
 	case strings.HasPrefix(goType, "int") || strings.HasPrefix(goType, "uint"):

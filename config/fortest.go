@@ -9,6 +9,9 @@ import (
 	"github.com/secretrun/secretrun/providers"
 )
 
+// TestEnvironment is the environment name SourceFromYAML gives sources.
+const TestEnvironment = "test"
+
 // OptionsFromYAML parses a YAML mapping as a provider's settings block, as
 // provider tests need it. Positions name "test.yaml".
 func OptionsFromYAML(text string) (providers.Options, error) {
@@ -20,7 +23,8 @@ func OptionsFromYAML(text string) (providers.Options, error) {
 }
 
 // SourceFromYAML parses a YAML mapping as one source of provider p, common
-// keys included (`from:` may be left out), as provider tests need it.
+// keys included (`from:` may be left out), as provider tests need it. The
+// environment being run is TestEnvironment.
 func SourceFromYAML(p providers.Provider, providerName, text string) (*providers.Source, error) {
 	m, err := parseMapping(text)
 	if err != nil {
@@ -37,6 +41,7 @@ func SourceFromYAML(p providers.Provider, providerName, text string) (*providers
 		return nil, err
 	}
 	src := common.source(position(d.file, m))
+	src.Environment = TestEnvironment
 	if src.Ref, err = p.ParseSource(src, &options{file: d.file, path: "source", node: own, extra: commonKeyNames}); err != nil {
 		return nil, err
 	}

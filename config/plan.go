@@ -92,6 +92,7 @@ func (f *File) Plan(reg *providers.Registry, sel Selection, penv providers.Env) 
 			return nil, err
 		}
 		src := common.source(position(d.file, node))
+		src.Environment = envName
 		opts := &options{file: d.file, path: path, node: own, extra: commonKeyNames}
 		if src.Ref, err = p.ParseSource(src, opts); err != nil {
 			return nil, located(d.file, node, path, err)

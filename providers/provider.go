@@ -40,6 +40,9 @@ type Ref interface {
 type Source struct {
 	// Provider is the name of the provider instance in the config.
 	Provider string
+	// Environment is the secretrun environment being run (--env), for
+	// backends that have environments of their own and default to it.
+	Environment string
 	// Ref is what the provider reads; set by ParseSource.
 	Ref Ref
 	// Keys selects fields by name; empty selects every field.

@@ -63,9 +63,9 @@ func TestScripts(t *testing.T) {
 			return false, fmt.Errorf("unknown condition %q", cond)
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"status":   cmdStatus,
-			"waitfor":  cmdWaitFor,
-			"nosecret": cmdNoSecret,
+			"status":     cmdStatus,
+			"waitfor":    cmdWaitFor,
+			"nosecret":   cmdNoSecret,
 			"sendsignal": cmdSendSignal,
 		},
 	})

@@ -218,6 +218,9 @@ func (p *provider) ParseSource(src *providers.Source, opts providers.Options) (p
 		r.expand = *s.ExpandReferences
 	}
 	if r.env == "" {
+		r.env = src.Environment
+	}
+	if r.env == "" {
 		return nil, fmt.Errorf("missing `environment:`, the slug of an environment of the Infisical project (such as dev or prod)")
 	}
 	path := strings.TrimSpace(s.Path)

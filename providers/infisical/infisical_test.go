@@ -786,7 +786,6 @@ func TestStrictOptions(t *testing.T) {
 		t.Errorf("site URL %q", p.siteURL)
 	}
 	badSources := []struct{ source, want string }{
-		{"path: /api", "missing `environment:`"},
 		{"environment: prod\npth: /api", `unknown key "pth"`},
 		{"environment: prod\npath: api", "not an Infisical folder path"},
 		{"environment: prod\npath: /a b", "not an Infisical folder path"},
@@ -802,6 +801,9 @@ func TestStrictOptions(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("source %q: error %v, want one containing %q", c.source, err, c.want)
 		}
+	}
+	if env := source(t, p, "path: /api").Ref.(*ref).env; env != config.TestEnvironment {
+		t.Errorf("a source without environment: reads %q, want secretrun's environment %q", env, config.TestEnvironment)
 	}
 	if r := source(t, p, "environment: prod").Ref.String(); r != "/" {
 		t.Errorf("default path: ref %q", r)
