@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
@@ -79,11 +80,54 @@ func decodeStrict(file, path string, node ast.Node, v any, extra ...string) erro
 		}
 		return &Error{Pos: pos, Path: path, Msg: fmt.Sprintf("wrong type: got %s, want %s", friendlyType(typeErr.SrcType.String()), friendlyType(typeErr.DstType.String()))}
 	}
+	if yerr == nil {
+		// The decoder passes time.ParseDuration's error on without a
+		// position; find the duration that failed by its key.
+		if derr := badDuration(file, path, node, reflect.TypeOf(v)); derr != nil {
+			return derr
+		}
+	}
 	msg := err.Error()
 	if yerr != nil {
 		msg = yerr.GetMessage()
 	}
 	return &Error{Pos: pos, Path: path, Msg: msg}
+}
+
+var durationType = reflect.TypeOf(time.Duration(0))
+
+// badDuration finds a time.Duration field of t whose value in node does not
+// parse, recursing into nested structs.
+func badDuration(file, path string, node ast.Node, t reflect.Type) *Error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	m, ok := node.(*ast.MappingNode)
+	if !ok || t.Kind() != reflect.Struct {
+		return nil
+	}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		key := strings.Split(f.Tag.Get("yaml"), ",")[0]
+		if key == "" || key == "-" {
+			continue
+		}
+		value := valueOf(m, key, nil)
+		if value == nil {
+			continue
+		}
+		if f.Type == durationType {
+			text := scalar(value)
+			if _, err := time.ParseDuration(text); err != nil {
+				return errorAt(file, value, joinPath(path, key), "%q is not a duration; write one such as 30s, 1m or 500ms", text)
+			}
+			continue
+		}
+		if e := badDuration(file, joinPath(path, key), value, f.Type); e != nil {
+			return e
+		}
+	}
+	return nil
 }
 
 func joinPath(a, b string) string {
