@@ -208,7 +208,7 @@ func TestEmptyAndMalformedFiles(t *testing.T) {
 		"version: 1\n":                       "no `environments:`",
 		"version: 1\nenvironments: {dev: x}": "environments.dev: must be a list of sources",
 		"version: 1\nenvironments:\n  dev:\n    - keys: [A]\n": "missing `from:`",
-		"version: 1\nextra: 1\nenvironments: {dev: []}":       `unknown key "extra"`,
+		"version: 1\nextra: 1\nenvironments: {dev: []}":        `unknown key "extra"`,
 	} {
 		_, err := config.Parse("secretrun.yaml", []byte(text))
 		if err == nil || !strings.Contains(err.Error(), want) {
