@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/secretrun/secretrun/providers/providertest"
+)
+
+// testLog sends the harness's progress lines to the test log.
+type testLog struct{ t *testing.T }
+
+func (l testLog) Write(p []byte) (int, error) {
+	l.t.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
+}
+
+// TestSmoke runs every measurement once at small sizes against the real
+// servers, so that the benchmark keeps working as the code it measures
+// changes. A server that cannot start skips its part, or fails it under
+// CI=true.
+func TestSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds secretrun and starts servers")
+	}
+	ctx := context.Background()
+	h, err := newHarness(ctx, options{smoke: true, runs: 1}, testLog{t})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.close()
+	rep := &report{opts: h.opts, machine: describeMachine(ctx)}
+	if rep.direct, err = h.timeRuns(ctx, []string{"/bin/true"}, baseEnv()); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range startupGroups {
+		t.Run(g.name, func(t *testing.T) {
+			skipped, rows := len(rep.skipped), len(rep.startup)
+			if err := h.runGroup(ctx, g, rep); err != nil {
+				t.Fatal(err)
+			}
+			if len(rep.skipped) > skipped {
+				providertest.Need(t, g.title, rep.skipped[skipped].err)
+			}
+			for _, row := range rep.startup[rows:] {
+				if len(row.s) != 1 || row.s[0] <= 0 {
+					t.Errorf("%s: timings %v", row.name, row.s)
+				}
+				if row.requests != nil && total(row.requests) == 0 {
+					t.Errorf("%s: secretrun made no request to the backend", row.name)
+				}
+			}
+			if len(rep.startup) == rows {
+				t.Error("no start-up figure")
+			}
+		})
+	}
+	t.Run("mask", func(t *testing.T) {
+		if rep.mask, err = h.measureMask(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if rep.mask.outBytes == 0 {
+			t.Error("secretrun --mask passed no output through")
+		}
+	})
+	t.Run("version", func(t *testing.T) {
+		if rep.version, err = h.measureVersion(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if len(rep.version.inits) == 0 {
+			t.Error("GODEBUG=inittrace=1 reported no package initialisation")
+		}
+	})
+	t.Run("rotation", func(t *testing.T) {
+		if rep.rotation, err = h.measureRotation(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if r := rep.rotation; r.missing != "" {
+			t.Log(r.missing)
+		}
+	})
+	md := rep.markdown()
+	for _, want := range []string{"## Targets", "## Masking throughput", "## `secretrun version`"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("the report lacks %q", want)
+		}
+	}
+}

@@ -1,0 +1,312 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/secretrun/secretrun/config"
+	"github.com/secretrun/secretrun/inject"
+	"github.com/secretrun/secretrun/providers"
+	"github.com/secretrun/secretrun/providers/all"
+	"github.com/secretrun/secretrun/providers/keyring"
+)
+
+// startupRow is one scenario's start-up figures.
+type startupRow struct {
+	group, name string
+	vars        int
+	target      time.Duration
+	s           sample
+	// requests are those of one `secretrun run`, by endpoint; nil when
+	// the backend's requests cannot be counted.
+	requests map[string]int
+}
+
+// pollRow is what one watch poll costs a backend, measured through the
+// provider's Versions method.
+type pollRow struct {
+	group, name string
+	requests    map[string]int
+	note        string
+}
+
+// rssRow is the peak resident memory of a supervising secretrun.
+type rssRow struct {
+	group, name string
+	vars        int
+	hwm, rss    int // KiB
+}
+
+type skip struct {
+	what string
+	err  error
+}
+
+// report is everything one benchmark run measured.
+type report struct {
+	opts     options
+	machine  machine
+	direct   sample
+	startup  []startupRow
+	polls    []pollRow
+	rss      []rssRow
+	mask     *maskResult
+	version  *versionResult
+	rotation *rotationResult
+	skipped  []skip
+}
+
+func (h *harness) wants(name string) bool {
+	if h.opts.only == "" {
+		return true
+	}
+	for _, g := range strings.Split(h.opts.only, ",") {
+		if strings.TrimSpace(g) == name {
+			return true
+		}
+	}
+	return false
+}
+
+func (h *harness) runAll(ctx context.Context) (*report, error) {
+	rep := &report{opts: h.opts, machine: describeMachine(ctx)}
+	var err error
+	h.logf("timing /bin/true")
+	if rep.direct, err = h.timeRuns(ctx, []string{"/bin/true"}, baseEnv()); err != nil {
+		return nil, err
+	}
+	h.direct = rep.direct
+	for _, g := range startupGroups {
+		if !h.wants(g.name) {
+			continue
+		}
+		if err := h.runGroup(ctx, g, rep); err != nil {
+			return nil, err
+		}
+	}
+	if h.wants(groupMask) {
+		h.logf("masking throughput")
+		if rep.mask, err = h.measureMask(ctx); err != nil {
+			return nil, fmt.Errorf("masking: %w", err)
+		}
+	}
+	if h.wants(groupVersion) {
+		h.logf("secretrun version")
+		if rep.version, err = h.measureVersion(ctx); err != nil {
+			return nil, fmt.Errorf("version: %w", err)
+		}
+	}
+	if h.wants(groupRotation) {
+		h.logf("rotation")
+		if rep.rotation, err = h.measureRotation(ctx); err != nil {
+			return nil, fmt.Errorf("rotation: %w", err)
+		}
+	}
+	return rep, nil
+}
+
+// runGroup measures one provider's scenarios. A backend that cannot start
+// is recorded as skipped, not fatal: the other figures still stand.
+func (h *harness) runGroup(ctx context.Context, g group, rep *report) error {
+	h.logf("%s: seeding", g.name)
+	be, scenarios, err := g.setup(ctx, h)
+	if err != nil {
+		rep.skipped = append(rep.skipped, skip{g.title, err})
+		return nil
+	}
+	for _, sc := range scenarios {
+		h.logf("%s: %s", g.name, sc.name)
+		row := startupRow{group: g.title, name: sc.name, vars: sc.vars, target: sc.target}
+		direct, err := h.writeConfig(g.name+"-"+sc.name, sc.config(be.direct))
+		if err != nil {
+			return err
+		}
+		env := append(baseEnv(), sc.env(be.direct)...)
+		argv := []string{h.bin, "run", "-c", direct, "--", "/bin/true"}
+		if row.s, err = h.timeRuns(ctx, argv, env); err != nil {
+			return fmt.Errorf("%s %s: %w", g.name, sc.name, err)
+		}
+		if be.counter != nil {
+			if row.requests, err = h.countRun(ctx, g, sc, be); err != nil {
+				return fmt.Errorf("%s %s: %w", g.name, sc.name, err)
+			}
+		}
+		rep.startup = append(rep.startup, row)
+		if sc.poll {
+			p, err := h.countPoll(ctx, g, sc, be)
+			if err != nil {
+				return fmt.Errorf("%s %s: poll: %w", g.name, sc.name, err)
+			}
+			rep.polls = append(rep.polls, p)
+		}
+		if sc.rss {
+			hwm, rss, err := h.peakRSS(ctx, direct, env)
+			if err != nil {
+				return fmt.Errorf("%s %s: peak RSS: %w", g.name, sc.name, err)
+			}
+			rep.rss = append(rep.rss, rssRow{group: g.title, name: sc.name, vars: sc.vars, hwm: hwm, rss: rss})
+		}
+	}
+	return nil
+}
+
+// countRun runs secretrun once against the counted endpoint and returns the
+// requests it made.
+func (h *harness) countRun(ctx context.Context, g group, sc scenario, be backend) (map[string]int, error) {
+	counted, err := h.writeConfig(g.name+"-"+sc.name+"-counted", sc.config(be.counted))
+	if err != nil {
+		return nil, err
+	}
+	env := append(baseEnv(), sc.env(be.counted)...)
+	before := be.counter.counts()
+	if _, err := timeCommand(ctx, []string{h.bin, "run", "-c", counted, "--", "/bin/true"}, env); err != nil {
+		return nil, err
+	}
+	return diff(before, be.counter.counts()), nil
+}
+
+// countPoll plans the scenario in this process, as secretrun does, fetches
+// once as at start-up and then asks each provider for its versions twice,
+// as two polls of the watch loop would; it counts the second poll.
+func (h *harness) countPoll(ctx context.Context, g group, sc scenario, be backend) (pollRow, error) {
+	row := pollRow{group: g.title, name: sc.name}
+	endpoint := be.counted
+	if endpoint == "" {
+		endpoint = be.direct
+	}
+	path, err := h.writeConfig(g.name+"-"+sc.name+"-poll", sc.config(endpoint))
+	if err != nil {
+		return row, err
+	}
+	vars := map[string]string{}
+	for _, kv := range append(baseEnv(), sc.env(endpoint)...) {
+		k, v, _ := strings.Cut(kv, "=")
+		vars[k] = v
+	}
+	f, err := config.Load(path)
+	if err != nil {
+		return row, err
+	}
+	lookup := func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
+	penv := providers.Env{
+		Getenv:  func(k string) string { return vars[k] },
+		HomeDir: vars["HOME"],
+		Keyring: keyring.OS{},
+		Stderr:  io.Discard,
+	}
+	plan, err := f.Plan(all.Registry(), config.Selection{Lookup: lookup}, penv)
+	if err != nil {
+		return row, err
+	}
+	defer func() {
+		for _, p := range plan.Providers {
+			if c, ok := p.(providers.Closer); ok {
+				_ = c.Close(ctx)
+			}
+		}
+	}()
+	if _, err := inject.Resolve(ctx, plan.Sources, plan.Providers); err != nil {
+		return row, err
+	}
+	for name, p := range plan.Providers {
+		var srcs []*providers.Source
+		for _, s := range plan.Sources {
+			if s.Provider == name {
+				srcs = append(srcs, s)
+			}
+		}
+		v, ok := p.(providers.Versioner)
+		if !ok {
+			row.note = "no Versions method: each poll fetches every source again"
+			if be.counter == nil {
+				return row, nil
+			}
+			before := be.counter.counts()
+			if _, err := p.Fetch(ctx, srcs); err != nil {
+				return row, err
+			}
+			row.requests = diff(before, be.counter.counts())
+			return row, nil
+		}
+		if _, err := v.Versions(ctx, srcs); err != nil {
+			return row, err
+		}
+		if be.counter == nil {
+			row.note = "requests not countable"
+			return row, nil
+		}
+		before := be.counter.counts()
+		if _, err := v.Versions(ctx, srcs); err != nil {
+			return row, err
+		}
+		row.requests = diff(before, be.counter.counts())
+	}
+	return row, nil
+}
+
+// peakRSS starts `secretrun run --mask` with a child that waits on its
+// stdin, reads secretrun's VmHWM and VmRSS once the child is running (with
+// every secret fetched and masking set up), then lets the child exit.
+func (h *harness) peakRSS(ctx context.Context, configPath string, env []string) (hwm, rss int, err error) {
+	cmd := exec.CommandContext(ctx, h.bin, "run", "--mask", "-c", configPath, "--", "/bin/sh", "-c", "echo ready; read _; exit 0")
+	cmd.Env = env
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return 0, 0, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return 0, 0, err
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		return 0, 0, err
+	}
+	defer func() {
+		stdin.Close()
+		_, _ = io.Copy(io.Discard, stdout)
+		if werr := cmd.Wait(); werr != nil && err == nil {
+			err = fmt.Errorf("%w: %s", werr, stderr.String())
+		}
+	}()
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		return 0, 0, fmt.Errorf("child did not start: %w", err)
+	}
+	if line != "ready\n" {
+		return 0, 0, fmt.Errorf("unexpected output %q", line)
+	}
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	return statusKiB(string(status), "VmHWM"), statusKiB(string(status), "VmRSS"), nil
+}
+
+// statusKiB reads a "Name:   1234 kB" line of /proc/PID/status.
+func statusKiB(status, name string) int {
+	for _, line := range strings.Split(status, "\n") {
+		if rest, ok := strings.CutPrefix(line, name+":"); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")))
+			return n
+		}
+	}
+	return 0
+}
+
+func jsonObject(m map[string]any) string {
+	b, err := json.Marshal(m)
+	if err != nil {
+		panic(err) // strings only
+	}
+	return string(b)
+}

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+const versionTarget = 10 * time.Millisecond
+
+// versionResult is what `secretrun version` costs, and where its time goes
+// before main.
+type versionResult struct {
+	version sample
+	hello   sample // a Go program that prints one line: the runtime's floor
+	// inits are package initialisers by median clock time, largest first.
+	inits        []initCost
+	initTotal    time.Duration
+	initAllocs   int
+	size         int64 // the binary as `go build` makes it
+	strippedSize int64 // built with -ldflags='-s -w'
+}
+
+type initCost struct {
+	pkg    string
+	clock  time.Duration
+	bytes  int
+	allocs int
+}
+
+var inittraceLine = regexp.MustCompile(`^init (\S+) @[\d.]+ ms, ([\d.]+) ms clock, (\d+) bytes, (\d+) allocs`)
+
+func (h *harness) measureVersion(ctx context.Context) (*versionResult, error) {
+	res := &versionResult{}
+	var err error
+	runs := 50
+	if h.opts.smoke {
+		runs = 1
+	}
+	saved := h.opts.runs
+	h.opts.runs = runs
+	defer func() { h.opts.runs = saved }()
+	if res.version, err = h.timeRuns(ctx, []string{h.bin, "version"}, baseEnv()); err != nil {
+		return nil, err
+	}
+	hello, err := h.buildHello(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if res.hello, err = h.timeRuns(ctx, []string{hello}, baseEnv()); err != nil {
+		return nil, err
+	}
+	if err := h.traceInit(ctx, res, min(runs, 11)); err != nil {
+		return nil, err
+	}
+	st, err := os.Stat(h.bin)
+	if err != nil {
+		return nil, err
+	}
+	res.size = st.Size()
+	stripped := filepath.Join(h.dir, "secretrun-stripped")
+	build := exec.CommandContext(ctx, "go", "build", "-ldflags=-s -w", "-o", stripped, "./cmd/secretrun")
+	build.Dir = h.root
+	if out, err := build.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("go build -ldflags='-s -w': %w\n%s", err, out)
+	}
+	if st, err = os.Stat(stripped); err != nil {
+		return nil, err
+	}
+	res.strippedSize = st.Size()
+	return res, nil
+}
+
+// buildHello builds the smallest Go program that prints a line, outside
+// this module, for the start-up cost of any Go binary on this machine.
+func (h *harness) buildHello(ctx context.Context) (string, error) {
+	dir := filepath.Join(h.dir, "hello")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	src := "package main\n\nimport \"os\"\n\nfunc main() { os.Stdout.WriteString(\"hello\\n\") }\n"
+	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(src), 0o644); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module hello\n\ngo 1.22\n"), 0o644); err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "hello")
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
+	build.Dir = dir
+	build.Env = append(os.Environ(), "GOFLAGS=", "GOWORK=off")
+	if out, err := build.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build hello: %w\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// traceInit runs `secretrun version` with GODEBUG=inittrace=1 n times and
+// keeps each package's median initialisation time.
+func (h *harness) traceInit(ctx context.Context, res *versionResult, n int) error {
+	clocks := map[string][]time.Duration{}
+	last := map[string]initCost{}
+	for range n {
+		cmd := exec.CommandContext(ctx, h.bin, "version")
+		cmd.Env = append(baseEnv(), "GODEBUG=inittrace=1")
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("secretrun version: %w: %s", err, stderr.String())
+		}
+		for _, line := range strings.Split(stderr.String(), "\n") {
+			m := inittraceLine.FindStringSubmatch(line)
+			if m == nil {
+				continue
+			}
+			ms, _ := strconv.ParseFloat(m[2], 64)
+			b, _ := strconv.Atoi(m[3])
+			a, _ := strconv.Atoi(m[4])
+			clocks[m[1]] = append(clocks[m[1]], time.Duration(ms*float64(time.Millisecond)))
+			last[m[1]] = initCost{pkg: m[1], bytes: b, allocs: a}
+		}
+	}
+	for pkg, cs := range clocks {
+		c := last[pkg]
+		c.clock = sample(cs).median()
+		res.inits = append(res.inits, c)
+		res.initTotal += c.clock
+		res.initAllocs += c.allocs
+	}
+	sort.Slice(res.inits, func(i, j int) bool {
+		if res.inits[i].clock != res.inits[j].clock {
+			return res.inits[i].clock > res.inits[j].clock
+		}
+		return res.inits[i].pkg < res.inits[j].pkg
+	})
+	res.inits = slices.Clip(res.inits)
+	return nil
+}
