@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -144,8 +145,13 @@ func (p *provider) noMount(ctx context.Context, c *api.Client, path string) erro
 		}
 	}
 	sort.Strings(visible)
-	return fmt.Errorf("vault %q: %s: %w: no secrets engine is mounted there, or the token's policies grant nothing under it (mounts this token can see: %s; token policies: %s)",
-		p.name, op, providers.ErrNotFound, orNone(visible), orNone(policies))
+	why := "no secrets engine is mounted there, or the token's policies grant nothing under it"
+	if slices.Contains(policies, "root") {
+		// A root token sees everything: the mount does not exist.
+		why = "no secrets engine is mounted there"
+	}
+	return fmt.Errorf("vault %q: %s: %w: %s (mounts this token can see: %s; token policies: %s)",
+		p.name, op, providers.ErrNotFound, why, orNone(visible), orNone(policies))
 }
 
 func orNone(list []string) string {
