@@ -20,7 +20,8 @@ import (
 // Vault revokes when it ends. So the provider holds on to what it read:
 //
 //   - Fetch returns the held credentials while their lease is healthy, so a
-//     re-fetch caused by another source changing does not mint new ones.
+//     re-fetch caused by another source changing does not mint new ones; a
+//     renewal that is due happens first, with Result.Expires moved on.
 //   - Versions labels a leased source "lease-N", N counting the leases read
 //     for that path. When about two thirds of the lease's TTL has passed
 //     (with jitter) it renews the lease and keeps the label. When the lease
@@ -72,6 +73,11 @@ func (l *leaseState) result() providers.Result {
 
 // readLeased reads a path of a non-KV engine, holding on to its lease.
 func (p *provider) readLeased(ctx context.Context, c *api.Client, path string, m mountInfo) (providers.Result, error) {
+	// Renew first when due, so that a caller that only fetches (at the
+	// lease's Expires, say) keeps the lease alive too.
+	if _, err := p.leaseLabel(ctx, c, path); err != nil {
+		return providers.Result{}, err
+	}
 	p.leaseMu.Lock()
 	if l := p.leases[path]; l != nil && l.healthy(p.now()) {
 		res := l.result()

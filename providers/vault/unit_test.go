@@ -302,3 +302,19 @@ func TestGitHubOIDCNeedsPermission(t *testing.T) {
 		mustNotContain(t, err, "req-token-value")
 	}
 }
+
+func TestFetchAloneRenewsADueLease(t *testing.T) {
+	f := newFakeVault(t)
+	p := newProvider(t, "{}", newEnv(map[string]string{"VAULT_ADDR": f.server.URL, "VAULT_TOKEN": "t"}))
+	offset := time.Duration(0)
+	p.now = func() time.Time { return time.Now().Add(offset) }
+	first := fetchOne(t, p, "path: database/creds/app")
+	offset = 45 * time.Second
+	again := fetchOne(t, p, "path: database/creds/app")
+	if f.count("PUT /v1/sys/leases/renew") != 1 {
+		t.Fatal("a Fetch past the renewal point did not renew")
+	}
+	if values(again)["username"] != values(first)["username"] || !again.Expires.After(first.Expires) {
+		t.Errorf("after renewal: same user %v, expires moved %v", values(again)["username"] == values(first)["username"], again.Expires.Sub(first.Expires))
+	}
+}
