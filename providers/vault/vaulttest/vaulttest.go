@@ -9,7 +9,6 @@
 package vaulttest
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -70,8 +69,6 @@ type Vault struct {
 	Addr string
 	// Root is a client with the root token, for setting things up.
 	Root *api.Client
-	cmd  *exec.Cmd
-	dir  string
 }
 
 // StartVault starts `vault server -dev` on a free loopback port (it also
@@ -108,7 +105,7 @@ func StartVault() (*Vault, func(), error) {
 		os.RemoveAll(dir)
 		return nil, nil, err
 	}
-	v := &Vault{Addr: "http://" + providertest.Addr(port), cmd: cmd, dir: dir}
+	v := &Vault{Addr: "http://" + providertest.Addr(port)}
 	stop := func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		done := make(chan struct{})
@@ -190,9 +187,7 @@ func freePortPair() (int, error) {
 // authentication for the superuser postgres.
 type Postgres struct {
 	Port int
-	dir  string
 	bin  string
-	run  func(args ...string) error
 }
 
 // URL is a connection URL for Vault's database engine, with the
@@ -264,7 +259,7 @@ func StartPostgres() (*Postgres, func(), error) {
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
 	data := filepath.Join(dir, "data")
-	pg := &Postgres{Port: port, dir: dir, bin: bin, run: run}
+	pg := &Postgres{Port: port, bin: bin}
 	if err := run(filepath.Join(bin, "initdb"), "-D", data, "-A", "trust", "-U", "postgres"); err != nil {
 		os.RemoveAll(dir)
 		return nil, nil, err
@@ -300,17 +295,4 @@ func Need(t testing.TB, what string, err error) {
 	if err != nil {
 		providertest.Need(t, what, err)
 	}
-}
-
-// WaitFor polls cond until it returns true or the time limit passes, for
-// states that a server reaches asynchronously.
-func WaitFor(ctx context.Context, limit time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(limit)
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		if cond() {
-			return true
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return cond()
 }
