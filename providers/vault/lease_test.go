@@ -179,3 +179,38 @@ func TestVersionOnLeasedPathIsAnError(t *testing.T) {
 		t.Fatal("version: on a database path was accepted")
 	}
 }
+
+// TestLeaseOfLoginTokenRevokedWithIt: a CI role may read credentials but not
+// revoke leases; Close revokes its login token, and Vault the leases with it.
+func TestLeaseOfLoginTokenRevokedWithIt(t *testing.T) {
+	v := needVault(t)
+	pg := needPostgres(t)
+	mount := databaseSetup(t, v, pg)
+	policy := unique("db-reader")
+	if err := v.Root.Sys().PutPolicy(policy, `path "`+mount+`/creds/app" { capabilities = ["read"] }`); err != nil {
+		t.Fatal(err)
+	}
+	auth := enableAuth(t, v, "approle")
+	write(t, v.Root, "auth/"+auth+"/role/ci", map[string]any{"token_policies": policy, "bind_secret_id": false, "secret_id_bound_cidrs": "127.0.0.1/32", "token_bound_cidrs": "127.0.0.1/32"})
+	roleID, err := v.Root.Logical().Read("auth/" + auth + "/role/ci/role-id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newProvider(t, "auth:\n  method: approle\n  mount: "+auth+"\n  role_id: "+roleID.Data["role_id"].(string), newEnv(map[string]string{"VAULT_ADDR": v.Addr}))
+	r := fetchOne(t, p, "path: "+mount+"/creds/app")
+	if r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	id := p.leases[mount+"/creds/app"].id
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	// Vault revokes a token's leases in the background.
+	deadline := time.Now().Add(15 * time.Second)
+	for leaseAlive(v, id) || roleExists(t, pg, values(r)["username"]) {
+		if time.Now().After(deadline) {
+			t.Fatal("the lease outlived the login token revoked on Close")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
