@@ -83,9 +83,9 @@ func (p *countingProxy) close() { p.srv.Close() }
 // per-secret part of bench paths folded so that a table stays short.
 func vaultEndpoint(r *http.Request) string {
 	path := r.URL.Path
-	for _, kind := range []string{"/data/", "/metadata/"} {
-		if i := strings.Index(path, kind+"bench/"); i >= 0 {
-			path = path[:i+len(kind)] + "bench/…"
+	for _, kind := range []string{"/data/bench/", "/metadata/bench/", "/ui/mounts/"} {
+		if i := strings.Index(path, kind); i >= 0 {
+			path = path[:i+len(kind)] + "…"
 		}
 	}
 	return r.Method + " " + path
