@@ -216,3 +216,17 @@ func TestEmptyAndMalformedFiles(t *testing.T) {
 		}
 	}
 }
+
+func TestUnusedProviderValuesNeedNotResolve(t *testing.T) {
+	text := `version: 1
+providers:
+  mem: {type: fake}
+  prod:
+    type: fake
+environments:
+  dev: [{from: mem, path: a}]
+`
+	if _, err := planText(t, text, config.Selection{}); err != nil {
+		t.Fatalf("an unused provider failed the plan: %v", err)
+	}
+}

@@ -18,6 +18,9 @@ type Error struct {
 	Pos  string // "secretrun.yaml:12:7"
 	Path string // "environments.prod[1].path"
 	Msg  string
+	// decoding marks an error in the shape of a block (an unknown key, a
+	// wrong type) rather than in a value, which may depend on ${VAR}.
+	decoding bool
 }
 
 func (e *Error) Error() string {
@@ -53,6 +56,15 @@ func errorAt(file string, n ast.Node, path, format string, args ...any) *Error {
 // keys and wrong types. extra names keys that the caller handles itself, so
 // the list of valid keys in a message is complete.
 func decodeStrict(file, path string, node ast.Node, v any, extra ...string) error {
+	err := decodeStrictError(file, path, node, v, extra...)
+	if err != nil {
+		err.decoding = true
+		return err
+	}
+	return nil
+}
+
+func decodeStrictError(file, path string, node ast.Node, v any, extra ...string) *Error {
 	err := yaml.NodeToValue(node, v, yaml.Strict())
 	if err == nil {
 		return nil

@@ -107,7 +107,7 @@ func (f *File) Plan(reg *providers.Registry, sel Selection, penv providers.Env) 
 
 // checkUnused builds the providers the environment does not use, to report
 // unknown keys and wrong types in their settings too. Their ${VAR} and
-// {scope} need not resolve here, so other errors are not theirs to report.
+// {scope} need not resolve here, so errors in values are not reported.
 func (d *document) checkUnused(plan *Plan, reg *providers.Registry, penv providers.Env) error {
 	lenient := &expander{file: d.file, lookup: func(string) (string, bool) { return "", false }, placeholders: true, lenient: true}
 	scratch := &Plan{Providers: map[string]providers.Provider{}}
@@ -117,7 +117,7 @@ func (d *document) checkUnused(plan *Plan, reg *providers.Registry, penv provide
 		}
 		_, err := d.instance(scratch, reg, lenient, p.name, penv)
 		var cerr *Error
-		if errors.As(err, &cerr) && cerr.Path == "providers."+p.name {
+		if errors.As(err, &cerr) && cerr.decoding {
 			return cerr
 		}
 	}

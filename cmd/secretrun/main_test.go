@@ -48,6 +48,7 @@ func TestScripts(t *testing.T) {
 			for _, v := range []string{"DBUS_SESSION_BUS_ADDRESS", "XDG_RUNTIME_DIR"} {
 				env.Setenv(v, os.Getenv(v))
 			}
+			env.Setenv("KEYRING_BUS", os.Getenv("DBUS_SESSION_BUS_ADDRESS"))
 			// Masking defaults to on under CI; scripts turn it on themselves.
 			env.Setenv("CI", "")
 			env.Setenv("GITHUB_ACTIONS", "")
