@@ -40,6 +40,9 @@ type harness struct {
 	moto      *motoBackend
 	motoErr   error
 	infisical *infisicalBackend
+	// reference is the first scenario with a start-up target, which the
+	// build variants are measured with.
+	reference *reference
 	// keyringItems is how many items the keyring scenarios stored, to
 	// remove when the run ends.
 	keyringItems int
@@ -134,6 +137,14 @@ func baseEnv() []string {
 func (h *harness) writeConfig(name, text string) (string, error) {
 	p := filepath.Join(h.dir, strings.NewReplacer("/", "-", " ", "-").Replace(name)+".yaml")
 	return p, os.WriteFile(p, []byte(text), 0o600)
+}
+
+// reference is a scenario kept for measuring other builds of secretrun.
+type reference struct {
+	name   string
+	config string
+	env    []string
+	target time.Duration
 }
 
 // sample is a set of timings.

@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"syscall"
 )
 
@@ -27,12 +28,25 @@ func main() {
 	flag.IntVar(&o.runs, "runs", 20, "timed runs per start-up figure, after a warm-up")
 	flag.StringVar(&o.out, "out", "", "where to write the report (default: BENCHMARKS.md at the repository root; - for stdout)")
 	flag.StringVar(&o.only, "only", "", "comma-separated groups to run: "+groupNames())
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of this program to `FILE`; its in-process plan and fetch timings show where secretrun's own start-up work goes")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := mainErr(ctx, o); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }

@@ -25,6 +25,8 @@ type startupRow struct {
 	vars        int
 	target      time.Duration
 	s           sample
+	// inProcess is planning and fetching alone, in a running process.
+	inProcess sample
 	// requests are those of one `secretrun run`, by endpoint; nil when
 	// the backend's requests cannot be counted.
 	requests map[string]int
@@ -62,6 +64,8 @@ type report struct {
 	version  *versionResult
 	rotation *rotationResult
 	skipped  []skip
+	// referenceName names the scenario the build variants ran.
+	referenceName string
 }
 
 func (h *harness) wants(name string) bool {
@@ -103,6 +107,9 @@ func (h *harness) runAll(ctx context.Context) (*report, error) {
 		if rep.version, err = h.measureVersion(ctx); err != nil {
 			return nil, fmt.Errorf("version: %w", err)
 		}
+		if h.reference != nil {
+			rep.referenceName = h.reference.name
+		}
 	}
 	if h.wants(groupRotation) {
 		h.logf("rotation")
@@ -133,6 +140,12 @@ func (h *harness) runGroup(ctx context.Context, g group, rep *report) error {
 		argv := []string{h.bin, "run", "-c", direct, "--", "/bin/true"}
 		if row.s, err = h.timeRuns(ctx, argv, env); err != nil {
 			return fmt.Errorf("%s %s: %w", g.name, sc.name, err)
+		}
+		if row.inProcess, err = h.timeInProcess(ctx, direct, env); err != nil {
+			return fmt.Errorf("%s %s: in process: %w", g.name, sc.name, err)
+		}
+		if sc.target != 0 && h.reference == nil {
+			h.reference = &reference{name: g.title + " " + sc.name, config: direct, env: env, target: sc.target}
 		}
 		if be.counter != nil {
 			if row.requests, err = h.countRun(ctx, g, sc, be); err != nil {
@@ -173,9 +186,66 @@ func (h *harness) countRun(ctx context.Context, g group, sc scenario, be backend
 	return diff(before, be.counter.counts()), nil
 }
 
-// countPoll plans the scenario in this process, as secretrun does, fetches
-// once as at start-up and then asks each provider for its versions twice,
-// as two polls of the watch loop would; it counts the second poll.
+// planInProcess plans a scenario in this process, as secretrun does, with
+// env standing for secretrun's environment.
+func planInProcess(path string, env []string) (*config.Plan, error) {
+	vars := map[string]string{}
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		vars[k] = v
+	}
+	f, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	lookup := func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
+	penv := providers.Env{
+		Getenv:  func(k string) string { return vars[k] },
+		HomeDir: vars["HOME"],
+		Keyring: keyring.OS{},
+		Stderr:  io.Discard,
+	}
+	return f.Plan(all.Registry(), config.Selection{Lookup: lookup}, penv)
+}
+
+func closePlan(ctx context.Context, plan *config.Plan) {
+	for _, p := range plan.Providers {
+		if c, ok := p.(providers.Closer); ok {
+			_ = c.Close(ctx)
+		}
+	}
+}
+
+// timeInProcess times what secretrun does between its initialisation and
+// starting the child — load and plan the config, build the providers, fetch
+// every source, assemble the environment — in this already running process,
+// with new providers (and so new connections) each time.
+func (h *harness) timeInProcess(ctx context.Context, path string, env []string) (sample, error) {
+	var s sample
+	for i := range 1 + h.opts.runs {
+		start := time.Now()
+		plan, err := planInProcess(path, env)
+		if err != nil {
+			return nil, err
+		}
+		secrets, err := inject.Resolve(ctx, plan.Sources, plan.Providers)
+		if err == nil {
+			_ = inject.Environ(env, secrets.Vars, false)
+		}
+		closePlan(ctx, plan)
+		if err != nil {
+			return nil, err
+		}
+		if d := time.Since(start); i > 0 || h.opts.smoke {
+			s = append(s, d)
+		}
+	}
+	return s, nil
+}
+
+// countPoll plans the scenario in this process, fetches once as at
+// start-up and then asks each provider for its versions twice, as two polls
+// of the watch loop would; it counts the second poll.
 func (h *harness) countPoll(ctx context.Context, g group, sc scenario, be backend) (pollRow, error) {
 	row := pollRow{group: g.title, name: sc.name}
 	endpoint := be.counted
@@ -186,33 +256,11 @@ func (h *harness) countPoll(ctx context.Context, g group, sc scenario, be backen
 	if err != nil {
 		return row, err
 	}
-	vars := map[string]string{}
-	for _, kv := range append(baseEnv(), sc.env(endpoint)...) {
-		k, v, _ := strings.Cut(kv, "=")
-		vars[k] = v
-	}
-	f, err := config.Load(path)
+	plan, err := planInProcess(path, append(baseEnv(), sc.env(endpoint)...))
 	if err != nil {
 		return row, err
 	}
-	lookup := func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
-	penv := providers.Env{
-		Getenv:  func(k string) string { return vars[k] },
-		HomeDir: vars["HOME"],
-		Keyring: keyring.OS{},
-		Stderr:  io.Discard,
-	}
-	plan, err := f.Plan(all.Registry(), config.Selection{Lookup: lookup}, penv)
-	if err != nil {
-		return row, err
-	}
-	defer func() {
-		for _, p := range plan.Providers {
-			if c, ok := p.(providers.Closer); ok {
-				_ = c.Close(ctx)
-			}
-		}
-	}()
+	defer closePlan(ctx, plan)
 	if _, err := inject.Resolve(ctx, plan.Sources, plan.Providers); err != nil {
 		return row, err
 	}

@@ -169,12 +169,16 @@ func (r *report) startupTable(p func(string, ...any)) {
 	d := r.direct.median()
 	p("## Start-up: `secretrun run -- /bin/true` against `/bin/true`\n\n")
 	p("`/bin/true` run directly: median %s (p10 – p90 %s). Overhead is the difference of medians; the ratio\n", ms(d), spread(r.direct))
-	p("is secretrun's median over the direct median.\n\n")
-	p("| backend | secrets | variables | median | p10 – p90 | overhead | ratio | requests per run |\n")
-	p("|---|---|---:|---:|---:|---:|---:|---|\n")
+	p("is secretrun's median over the direct median. *In process* is the median time of what secretrun does\n")
+	p("between its own initialisation and starting the child (load and plan the config, build the providers,\n")
+	p("fetch, assemble the environment), measured inside the already running benchmark with new providers and\n")
+	p("connections each time; the rest of the overhead is starting a 34 MB Go binary and initialising its\n")
+	p("packages (see `secretrun version` below).\n\n")
+	p("| backend | secrets | variables | median | p10 – p90 | overhead | ratio | in process | requests per run |\n")
+	p("|---|---|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, row := range r.startup {
 		m := row.s.median()
-		p("| %s | %s | %d | %s | %s | +%s | %s | %s |\n", row.group, row.name, row.vars, ms(m), spread(row.s), ms(m-d), ratio(m, d), requestList(row.requests))
+		p("| %s | %s | %d | %s | %s | +%s | %s | %s | %s |\n", row.group, row.name, row.vars, ms(m), spread(row.s), ms(m-d), ratio(m, d), ms(row.inProcess.median()), requestList(row.requests))
 	}
 	p("\nThe keyring's D-Bus calls are not counted (no proxy sits on the session bus); it makes one\n")
 	p("Secret Service lookup per key.\n\n")
@@ -264,4 +268,32 @@ func (r *report) versionSection(p func(string, ...any)) {
 		p("| `%s` | %s | %d | %d |\n", c.pkg, ms(c.clock), c.bytes, c.allocs)
 	}
 	p("\n")
+	if len(v.attributions) > 0 {
+		p("The same time charged to the dependencies of secretrun's own packages: each row is the packages that\n")
+		p("would not be linked at all without that one import (from `go list -deps`), and their init time.\n\n")
+		p("| dependency | packages only it brings in | their init clock | allocs |\n|---|---:|---:|---:|\n")
+		for i, a := range v.attributions {
+			if i == 10 || a.clock == 0 {
+				break
+			}
+			p("| `%s` | %d | %s | %d |\n", a.entry, a.packages, ms(a.clock), a.allocs)
+		}
+		p("\n")
+	}
+	if len(v.variants) > 0 {
+		p("Other builds of the same source, measured the same way, to price a change before making it:\n\n")
+		ref := ""
+		if len(v.variants[0].startup) > 0 && r.referenceName != "" {
+			ref = " " + r.referenceName + " start-up |"
+		}
+		p("| build | how | binary | init (sum) | `version` median |%s\n|---|---|---:|---:|---:|%s\n", ref, map[bool]string{true: "---:|", false: ""}[ref != ""])
+		for _, x := range v.variants {
+			p("| %s | %s | %.1f MiB | %s | %s |", x.name, x.how, float64(x.size)/(1<<20), ms(x.init), ms(x.version.median()))
+			if ref != "" {
+				p(" %s |", ms(x.startup.median()))
+			}
+			p("\n")
+		}
+		p("\n")
+	}
 }

@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -27,6 +26,9 @@ type versionResult struct {
 	initAllocs   int
 	size         int64 // the binary as `go build` makes it
 	strippedSize int64 // built with -ldflags='-s -w'
+	// attributions charge init time to secretrun's direct dependencies.
+	attributions []attribution
+	variants     []variant
 }
 
 type initCost struct {
@@ -58,7 +60,14 @@ func (h *harness) measureVersion(ctx context.Context) (*versionResult, error) {
 	if res.hello, err = h.timeRuns(ctx, []string{hello}, baseEnv()); err != nil {
 		return nil, err
 	}
-	if err := h.traceInit(ctx, res, min(runs, 11)); err != nil {
+	if res.inits, err = traceInit(ctx, h.bin, min(runs, 11)); err != nil {
+		return nil, err
+	}
+	for _, c := range res.inits {
+		res.initTotal += c.clock
+		res.initAllocs += c.allocs
+	}
+	if res.attributions, err = h.attributeInit(ctx, res.inits); err != nil {
 		return nil, err
 	}
 	st, err := os.Stat(h.bin)
@@ -76,6 +85,10 @@ func (h *harness) measureVersion(ctx context.Context) (*versionResult, error) {
 		return nil, err
 	}
 	res.strippedSize = st.Size()
+	h.opts.runs = saved
+	if res.variants, err = h.buildVariants(ctx); err != nil {
+		return nil, err
+	}
 	return res, nil
 }
 
@@ -103,18 +116,18 @@ func (h *harness) buildHello(ctx context.Context) (string, error) {
 	return bin, nil
 }
 
-// traceInit runs `secretrun version` with GODEBUG=inittrace=1 n times and
-// keeps each package's median initialisation time.
-func (h *harness) traceInit(ctx context.Context, res *versionResult, n int) error {
+// traceInit runs `bin version` with GODEBUG=inittrace=1 n times and returns
+// each package's median initialisation time, largest first.
+func traceInit(ctx context.Context, bin string, n int) ([]initCost, error) {
 	clocks := map[string][]time.Duration{}
 	last := map[string]initCost{}
 	for range n {
-		cmd := exec.CommandContext(ctx, h.bin, "version")
+		cmd := exec.CommandContext(ctx, bin, "version")
 		cmd.Env = append(baseEnv(), "GODEBUG=inittrace=1")
 		var stderr strings.Builder
 		cmd.Stderr = &stderr
 		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("secretrun version: %w: %s", err, stderr.String())
+			return nil, fmt.Errorf("secretrun version: %w: %s", err, stderr.String())
 		}
 		for _, line := range strings.Split(stderr.String(), "\n") {
 			m := inittraceLine.FindStringSubmatch(line)
@@ -128,19 +141,17 @@ func (h *harness) traceInit(ctx context.Context, res *versionResult, n int) erro
 			last[m[1]] = initCost{pkg: m[1], bytes: b, allocs: a}
 		}
 	}
+	var inits []initCost
 	for pkg, cs := range clocks {
 		c := last[pkg]
 		c.clock = sample(cs).median()
-		res.inits = append(res.inits, c)
-		res.initTotal += c.clock
-		res.initAllocs += c.allocs
+		inits = append(inits, c)
 	}
-	sort.Slice(res.inits, func(i, j int) bool {
-		if res.inits[i].clock != res.inits[j].clock {
-			return res.inits[i].clock > res.inits[j].clock
+	sort.Slice(inits, func(i, j int) bool {
+		if inits[i].clock != inits[j].clock {
+			return inits[i].clock > inits[j].clock
 		}
-		return res.inits[i].pkg < res.inits[j].pkg
+		return inits[i].pkg < inits[j].pkg
 	})
-	res.inits = slices.Clip(res.inits)
-	return nil
+	return inits, nil
 }

@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// variant is secretrun built differently, to measure what a change to its
+// dependencies would save before any code is changed.
+type variant struct {
+	name    string
+	how     string
+	bin     string
+	version sample
+	startup sample // the reference scenario
+	init    time.Duration
+	size    int64
+}
+
+// attribution is the initialisation time of the packages that only one
+// import of secretrun's own packages brings in.
+type attribution struct {
+	entry    string
+	packages int
+	clock    time.Duration
+	allocs   int
+}
+
+// attributeInit charges each package's init time to the dependency of
+// secretrun's own packages without which it would not be linked: the
+// packages reachable from cmd/secretrun minus those still reachable when
+// that dependency is taken out of the import graph.
+func (h *harness) attributeInit(ctx context.Context, inits []initCost) ([]attribution, error) {
+	cmd := exec.CommandContext(ctx, "go", "list", "-deps", "-f", "{{.ImportPath}}|{{join .Imports \" \"}}|{{with .Module}}{{.Path}}{{end}}", "./cmd/secretrun")
+	cmd.Dir = h.root
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("go list -deps: %w", err)
+	}
+	const self = "github.com/secretrun/secretrun"
+	imports := map[string][]string{}
+	ours := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		parts := strings.SplitN(line, "|", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		imports[parts[0]] = strings.Fields(parts[1])
+		ours[parts[0]] = parts[2] == self
+	}
+	reach := func(without string) map[string]bool {
+		seen := map[string]bool{}
+		stack := []string{self + "/cmd/secretrun"}
+		for len(stack) > 0 {
+			p := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			if seen[p] || p == without {
+				continue
+			}
+			seen[p] = true
+			stack = append(stack, imports[p]...)
+		}
+		return seen
+	}
+	everything := reach("")
+	entries := map[string]bool{}
+	for p := range ours {
+		if !ours[p] {
+			continue
+		}
+		for _, imp := range imports[p] {
+			if !ours[imp] && strings.Contains(strings.SplitN(imp, "/", 2)[0], ".") {
+				entries[imp] = true
+			}
+		}
+	}
+	cost := map[string]initCost{}
+	for _, c := range inits {
+		cost[c.pkg] = c
+	}
+	var out2 []attribution
+	for entry := range entries {
+		rest := reach(entry)
+		a := attribution{entry: entry}
+		for p := range everything {
+			if rest[p] {
+				continue
+			}
+			a.packages++
+			a.clock += cost[p].clock
+			a.allocs += cost[p].allocs
+		}
+		out2 = append(out2, a)
+	}
+	sort.Slice(out2, func(i, j int) bool {
+		if out2[i].clock != out2[j].clock {
+			return out2[i].clock > out2[j].clock
+		}
+		return out2[i].entry < out2[j].entry
+	})
+	return out2, nil
+}
+
+// buildVariants builds secretrun without the urfave/cli documentation
+// generators (a build tag urfave/cli offers), without the Infisical
+// provider (a build overlay that leaves it out of providers/all), and
+// without both, and measures each as the release build is measured.
+func (h *harness) buildVariants(ctx context.Context) ([]variant, error) {
+	allGo := filepath.Join(h.root, "providers", "all", "all.go")
+	src, err := os.ReadFile(allGo)
+	if err != nil {
+		return nil, err
+	}
+	var kept []string
+	dropped := 0
+	for _, line := range strings.Split(string(src), "\n") {
+		if strings.Contains(line, `"github.com/secretrun/secretrun/providers/infisical"`) || strings.Contains(line, "infisical.Type()") {
+			dropped++
+			continue
+		}
+		kept = append(kept, line)
+	}
+	overlay := ""
+	if dropped == 2 {
+		patched := filepath.Join(h.dir, "all-without-infisical.go")
+		if err := os.WriteFile(patched, []byte(strings.Join(kept, "\n")), 0o644); err != nil {
+			return nil, err
+		}
+		b, _ := json.Marshal(map[string]map[string]string{"Replace": {allGo: patched}})
+		overlay = filepath.Join(h.dir, "overlay.json")
+		if err := os.WriteFile(overlay, b, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	const noDocs = "urfave_cli_no_docs"
+	vs := []variant{
+		{name: "as built", how: "`go build ./cmd/secretrun`", bin: h.bin},
+		{name: "without urfave/cli's doc generators", how: "`-tags " + noDocs + "`"},
+	}
+	if overlay != "" {
+		vs = append(vs,
+			variant{name: "without the Infisical provider", how: "providers/all without `infisical.Type()`"},
+			variant{name: "both", how: "`-tags " + noDocs + "`, without `infisical.Type()`"})
+	}
+	for i := range vs {
+		v := &vs[i]
+		if v.bin == "" {
+			v.bin = filepath.Join(h.dir, fmt.Sprintf("secretrun-variant-%d", i))
+			args := []string{"build", "-o", v.bin}
+			if strings.Contains(v.how, noDocs) {
+				args = append(args, "-tags", noDocs)
+			}
+			if strings.Contains(v.how, "infisical") {
+				args = append(args, "-overlay", overlay)
+			}
+			build := exec.CommandContext(ctx, "go", append(args, "./cmd/secretrun")...)
+			build.Dir = h.root
+			if out, err := build.CombinedOutput(); err != nil {
+				return nil, fmt.Errorf("build %s: %w\n%s", v.name, err, out)
+			}
+		}
+		st, err := os.Stat(v.bin)
+		if err != nil {
+			return nil, err
+		}
+		v.size = st.Size()
+		if v.version, err = h.timeRuns(ctx, []string{v.bin, "version"}, baseEnv()); err != nil {
+			return nil, err
+		}
+		inits, err := traceInit(ctx, v.bin, min(h.opts.runs, 11))
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range inits {
+			v.init += c.clock
+		}
+		if h.reference != nil {
+			argv := []string{v.bin, "run", "-c", h.reference.config, "--", "/bin/true"}
+			if v.startup, err = h.timeRuns(ctx, argv, h.reference.env); err != nil {
+				return nil, errors.Join(fmt.Errorf("variant %s", v.name), err)
+			}
+		}
+	}
+	return vs, nil
+}
