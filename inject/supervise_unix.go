@@ -29,8 +29,10 @@ func fromTerminal(sig os.Signal) bool {
 }
 
 // Run starts the child and supervises it until it exits, returning its exit
-// status (128+N when signal N killed it). ctx does not stop the child:
-// cancelling it only stops supervision of a child that has already exited.
+// status (128+N when signal N killed it). With Watch set it polls the
+// secrets meanwhile and restarts, signals or stops the child when they
+// rotate; a child stopped for on_change: exit gives ErrExitOnChange. ctx
+// does not stop the child: cancelling it only stops the polling.
 func (s *Supervisor) Run(ctx context.Context) (int, error) {
 	if len(s.Command.Args) == 0 {
 		return 0, ErrNoCommand
@@ -45,30 +47,29 @@ func (s *Supervisor) Run(ctx context.Context) (int, error) {
 		defer r.stop()
 	}
 	foreground := inForeground(s.Stdin)
+	l := loop{
+		launch:      func(env []string) (process, error) { return s.start(Command{Args: s.Command.Args, Env: env}, r) },
+		sigs:        sigs,
+		forward:     func(sig os.Signal) bool { return !foreground || !fromTerminal(sig) },
+		terminating: terminating,
+	}
+	if s.Watch != nil {
+		stop := s.startWatcher(ctx, &l)
+		defer stop()
+	}
+	return s.supervise(l)
+}
 
-	c, err := s.start(s.Command, r)
-	if err != nil {
-		return 0, err
-	}
-	for {
-		select {
-		case sig := <-sigs:
-			if foreground && fromTerminal(sig) {
-				continue
-			}
-			c.signal(sig)
-		case st := <-c.exited:
-			c.drain(s.OutputDrain)
-			return int(st), nil
-		}
-	}
+// terminating reports whether sig asks a program to end.
+func terminating(sig os.Signal) bool {
+	return sig == syscall.SIGTERM || sig == syscall.SIGINT || sig == syscall.SIGQUIT
 }
 
 // child is one running child process. Exactly one goroutine waits on it:
 // its own waiter, or the reaper when secretrun is PID 1.
 type child struct {
 	proc   *os.Process
-	exited chan status
+	done   chan status
 	output chan struct{}
 }
 
@@ -88,7 +89,7 @@ func (s *Supervisor) start(cmd Command, r *reaper) (*child, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &child{exited: make(chan status, 1), output: output}
+	c := &child{done: make(chan status, 1), output: output}
 	if r != nil {
 		// Held across the start, so the reaper cannot reap the child
 		// before it knows the child's PID.
@@ -103,34 +104,40 @@ func (s *Supervisor) start(cmd Command, r *reaper) (*child, error) {
 		return nil, startError(cmd.Args[0], err)
 	}
 	if r != nil {
-		r.waiting[c.proc.Pid] = c.exited
+		r.waiting[c.proc.Pid] = c.done
 		return c, nil
 	}
 	go func() {
 		ps, err := c.proc.Wait()
 		if err != nil {
-			c.exited <- 128 + status(syscall.SIGKILL)
+			c.done <- 128 + status(syscall.SIGKILL)
 			return
 		}
-		c.exited <- statusOf(ps.Sys().(syscall.WaitStatus))
+		c.done <- statusOf(ps.Sys().(syscall.WaitStatus))
 	}()
 	return c, nil
 }
 
-func (c *child) signal(sig os.Signal) {
-	// The child may have exited a moment ago; there is nothing to do then.
-	_ = c.proc.Signal(sig)
+func (c *child) pid() int              { return c.proc.Pid }
+func (c *child) exited() <-chan status { return c.done }
+func (c *child) kill() error           { return c.proc.Signal(syscall.SIGKILL) }
+func (c *child) signal(sig os.Signal) error {
+	// The child may have exited a moment ago; the caller decides whether
+	// that matters.
+	return c.proc.Signal(sig)
 }
 
-// drain waits for the child's output to be copied, for at most d after it
+// finish waits for the child's output to be copied, for at most d after it
 // exited: a grandchild that inherited the pipe may hold it open for ever.
-func (c *child) drain(d time.Duration) {
+func (c *child) finish(d time.Duration) {
 	if d <= 0 {
 		d = 2 * time.Second
 	}
+	t := time.NewTimer(d)
+	defer t.Stop()
 	select {
 	case <-c.output:
-	case <-time.After(d):
+	case <-t.C:
 	}
 	_ = c.proc.Release()
 }

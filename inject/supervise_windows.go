@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"time"
 )
 
 // CanExec reports whether secretrun can replace itself with the child:
@@ -22,6 +23,9 @@ func Exec(cmd Command) error {
 // Run starts the child and waits for it, returning its exit code. Ctrl-C
 // reaches every process attached to the console, the child included, so
 // secretrun only ignores it and keeps waiting for the child's own exit.
+// With Watch set it polls the secrets meanwhile; Windows cannot deliver
+// signals other than kill, so a restart or on_change: exit kills the child
+// and on_change: signal fails.
 func (s *Supervisor) Run(ctx context.Context) (int, error) {
 	if len(s.Command.Args) == 0 {
 		return 0, ErrNoCommand
@@ -30,9 +34,30 @@ func (s *Supervisor) Run(ctx context.Context) (int, error) {
 	signal.Notify(interrupts, os.Interrupt)
 	defer signal.Stop(interrupts)
 
+	l := loop{
+		launch:      s.start,
+		sigs:        interrupts,
+		forward:     func(os.Signal) bool { return false },
+		terminating: func(os.Signal) bool { return false },
+	}
+	if s.Watch != nil {
+		stop := s.startWatcher(ctx, &l)
+		defer stop()
+	}
+	return s.supervise(l)
+}
+
+// child is one running child process, waited on by one goroutine.
+type child struct {
+	proc   *os.Process
+	done   chan status
+	output chan struct{}
+}
+
+func (s *Supervisor) start(env []string) (process, error) {
 	path, err := exec.LookPath(s.Command.Args[0])
 	if err != nil {
-		return 0, &StartError{Name: s.Command.Args[0], NotFound: true, Err: err}
+		return nil, &StartError{Name: s.Command.Args[0], NotFound: true, Err: err}
 	}
 	stdin := s.Stdin
 	if stdin == nil {
@@ -40,19 +65,41 @@ func (s *Supervisor) Run(ctx context.Context) (int, error) {
 	}
 	files, parentEnds, output, err := startPipes(s.Stdout, s.Stderr)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	proc, err := os.StartProcess(path, s.Command.Args, &os.ProcAttr{Env: s.Command.Env, Files: append([]*os.File{stdin}, files...)})
+	proc, err := os.StartProcess(path, s.Command.Args, &os.ProcAttr{Env: env, Files: append([]*os.File{stdin}, files...)})
 	for _, f := range parentEnds {
 		f.Close()
 	}
 	if err != nil {
-		return 0, &StartError{Name: s.Command.Args[0], Err: err}
+		return nil, &StartError{Name: s.Command.Args[0], Err: err}
 	}
-	ps, err := proc.Wait()
-	<-output
-	if err != nil {
-		return 0, err
+	c := &child{proc: proc, done: make(chan status, 1), output: output}
+	go func() {
+		ps, err := proc.Wait()
+		if err != nil {
+			c.done <- 1
+			return
+		}
+		c.done <- status(ps.ExitCode())
+	}()
+	return c, nil
+}
+
+func (c *child) pid() int                   { return c.proc.Pid }
+func (c *child) exited() <-chan status      { return c.done }
+func (c *child) kill() error                { return c.proc.Kill() }
+func (c *child) signal(sig os.Signal) error { return c.proc.Signal(sig) }
+
+func (c *child) finish(d time.Duration) {
+	if d <= 0 {
+		d = 2 * time.Second
 	}
-	return ps.ExitCode(), nil
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-c.output:
+	case <-t.C:
+	}
+	_ = c.proc.Release()
 }

@@ -89,6 +89,9 @@ func runAction(c *cli.Context, d deps) error {
 		stdout, stderr := mask.New(d.stdout, values, mask.Options{}), mask.New(d.stderr, values, mask.Options{})
 		sup.Stdout, sup.Stderr = stdout, stderr
 		warnShortValues(d, secrets, stdout.Skipped())
+		// Closing writes out what the writers hold back.
+		defer stderr.Close()
+		defer stdout.Close()
 	}
 	status, err := sup.Run(c.Context)
 	if err != nil {
