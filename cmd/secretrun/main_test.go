@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -25,6 +26,7 @@ import (
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
 		"secretrun": func() { os.Exit(run(context.Background(), os.Args, systemDeps())) },
+		"sigcount":  sigcount,
 	})
 }
 
@@ -169,4 +171,26 @@ func cmdSendSignal(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("sendsignal: %v", err)
 	}
 	ts.Check(syscall.Kill(pid, sig))
+}
+
+// sigcount FILE READY is a child that appends a line to FILE for every
+// SIGINT it receives, one by one (a shell's trap would merge two that arrive
+// together), writes READY once listening, and exits 0 on SIGTERM.
+func sigcount() {
+	ints := make(chan os.Signal, 16)
+	signal.Notify(ints, os.Interrupt, syscall.SIGTERM)
+	if err := os.WriteFile(os.Args[2], []byte("ready\n"), 0o644); err != nil {
+		os.Exit(2)
+	}
+	for sig := range ints {
+		if sig == syscall.SIGTERM {
+			return
+		}
+		f, err := os.OpenFile(os.Args[1], os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		if err != nil {
+			os.Exit(2)
+		}
+		fmt.Fprintln(f, "INT")
+		f.Close()
+	}
 }
