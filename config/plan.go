@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"time"
 
 	"github.com/goccy/go-yaml/ast"
 
@@ -56,7 +57,7 @@ func (f *File) Plan(reg *providers.Registry, sel Selection, penv providers.Env) 
 	}
 	for _, p := range d.providers {
 		if _, ok := reg.Lookup(p.typ); !ok {
-			return nil, errorAt(d.file, valueOf(p.settingsParent(d), "type", p.key), "providers."+p.name+".type",
+			return nil, errorAt(d.file, p.typeNode, "providers."+p.name+".type",
 				"unknown provider type %q (known: %s)", p.typ, strings.Join(reg.Names(), ", "))
 		}
 	}
@@ -153,17 +154,6 @@ func located(file string, n ast.Node, path string, err error) error {
 	return errorAt(file, n, path, "%s", err)
 }
 
-func (p *providerNode) settingsParent(d *document) *ast.MappingNode {
-	providersNode, _ := d.top.Providers.(*ast.MappingNode)
-	if providersNode == nil {
-		return nil
-	}
-	if m, ok := valueOf(providersNode, p.name, nil).(*ast.MappingNode); ok {
-		return m
-	}
-	return nil
-}
-
 func (d *document) decodeWatch() (Watch, error) {
 	w := DefaultWatch
 	if d.watch == nil || isNull(d.watch) {
@@ -178,10 +168,53 @@ func (d *document) decodeWatch() (Watch, error) {
 		return w, errorAt(d.file, valueOf(d.watch.(*ast.MappingNode), "on_change", d.watch), "watch.on_change",
 			"unknown action %q (one of restart, signal, exit, none)", w.OnChange)
 	}
+	m := d.watch.(*ast.MappingNode)
 	if w.Interval <= 0 {
-		return w, errorAt(d.file, valueOf(d.watch.(*ast.MappingNode), "interval", d.watch), "watch.interval", "must be a positive duration such as 30s")
+		return w, errorAt(d.file, valueOf(m, "interval", d.watch), "watch.interval", "must be a positive duration such as 30s or 500ms")
+	}
+	for _, f := range []struct {
+		key string
+		d   time.Duration
+	}{{"stop_timeout", w.StopTimeout}, {"splay", w.Splay}} {
+		if f.d < 0 {
+			return w, errorAt(d.file, valueOf(m, f.key, d.watch), "watch."+f.key, "must not be negative")
+		}
+	}
+	for _, f := range []struct {
+		key  string
+		name *string
+	}{{"signal", &w.Signal}, {"stop_signal", &w.StopSignal}} {
+		canonical, ok := signalName(*f.name)
+		if !ok {
+			return w, errorAt(d.file, valueOf(m, f.key, d.watch), "watch."+f.key,
+				"unknown signal %q (one of %s; the SIG prefix is optional)", *f.name, strings.Join(signalNames, ", "))
+		}
+		*f.name = canonical
 	}
 	return w, nil
+}
+
+// signalNames are the signals `watch:` may name. The list is the same on
+// every system, so a config file means the same everywhere; on Windows the
+// run command reports those it cannot send.
+var signalNames = []string{
+	"SIGHUP", "SIGINT", "SIGQUIT", "SIGABRT", "SIGKILL", "SIGUSR1", "SIGUSR2",
+	"SIGPIPE", "SIGALRM", "SIGTERM", "SIGCONT", "SIGSTOP", "SIGTSTP", "SIGWINCH",
+}
+
+// signalName returns the canonical name of a signal written as SIGHUP, HUP
+// or sighup.
+func signalName(s string) (string, bool) {
+	n := strings.ToUpper(strings.TrimSpace(s))
+	if !strings.HasPrefix(n, "SIG") {
+		n = "SIG" + n
+	}
+	for _, known := range signalNames {
+		if n == known {
+			return n, true
+		}
+	}
+	return "", false
 }
 
 func reflectTypeOf[T any]() reflect.Type { return reflect.TypeOf((*T)(nil)).Elem() }
@@ -199,7 +232,7 @@ func (f *File) Provider(reg *providers.Registry, sel Selection, name string, pen
 		return nil, &Error{Pos: f.Name, Msg: fmt.Sprintf("provider %q is not defined under providers: (defined: %s)", name, d.providerNames())}
 	}
 	if _, ok := reg.Lookup(pn.typ); !ok {
-		return nil, errorAt(d.file, pn.key, "providers."+name+".type", "unknown provider type %q (known: %s)", pn.typ, strings.Join(reg.Names(), ", "))
+		return nil, errorAt(d.file, pn.typeNode, "providers."+name+".type", "unknown provider type %q (known: %s)", pn.typ, strings.Join(reg.Names(), ", "))
 	}
 	env := sel.Environment
 	if env == "" {
