@@ -126,6 +126,7 @@ type providerNode struct {
 	name     string
 	typ      string
 	key      ast.Node // the instance's name, for positions
+	typeNode ast.Node // the value of `type:`, for positions
 	settings *ast.MappingNode
 }
 
@@ -220,7 +221,7 @@ func (d *document) splitProviders() error {
 		var rest []*ast.MappingValueNode
 		for _, s := range settings.Values {
 			if s.Key.String() == "type" {
-				p.typ = scalar(s.Value)
+				p.typ, p.typeNode = scalar(s.Value), s.Value
 				continue
 			}
 			rest = append(rest, s)

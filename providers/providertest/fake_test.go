@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/secretrun/secretrun/config"
+	"github.com/secretrun/secretrun/providers"
 )
 
 func TestFakeConformance(t *testing.T) {
@@ -12,7 +13,7 @@ func TestFakeConformance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := fake.Type().New("mem", opts, providersEnv())
+	p, err := fake.Type().New("mem", opts, providers.Env{Keyring: NewKeyring()})
 	if err != nil {
 		t.Fatal(err)
 	}
