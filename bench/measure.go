@@ -25,8 +25,9 @@ type startupRow struct {
 	vars        int
 	target      time.Duration
 	s           sample
-	// inProcess is planning and fetching alone, in a running process.
-	inProcess sample
+	// planning and fetching are secretrun's own work before starting the
+	// child, timed in a running process.
+	planning, fetching sample
 	// requests are those of one `secretrun run`, by endpoint; nil when
 	// the backend's requests cannot be counted.
 	requests map[string]int
@@ -117,6 +118,7 @@ func (h *harness) runAll(ctx context.Context) (*report, error) {
 			return nil, fmt.Errorf("rotation: %w", err)
 		}
 	}
+	rep.machine.loadAfter = loadAverage()
 	return rep, nil
 }
 
@@ -141,7 +143,7 @@ func (h *harness) runGroup(ctx context.Context, g group, rep *report) error {
 		if row.s, err = h.timeRuns(ctx, argv, env); err != nil {
 			return fmt.Errorf("%s %s: %w", g.name, sc.name, err)
 		}
-		if row.inProcess, err = h.timeInProcess(ctx, direct, env); err != nil {
+		if row.planning, row.fetching, err = h.timeInProcess(ctx, direct, env); err != nil {
 			return fmt.Errorf("%s %s: in process: %w", g.name, sc.name, err)
 		}
 		if sc.target != 0 && h.reference == nil {
@@ -217,30 +219,32 @@ func closePlan(ctx context.Context, plan *config.Plan) {
 }
 
 // timeInProcess times what secretrun does between its initialisation and
-// starting the child — load and plan the config, build the providers, fetch
-// every source, assemble the environment — in this already running process,
-// with new providers (and so new connections) each time.
-func (h *harness) timeInProcess(ctx context.Context, path string, env []string) (sample, error) {
-	var s sample
+// starting the child, in this already running process, with new providers
+// (and so new connections) each time: loading and planning the config, and
+// fetching every source and assembling the environment.
+func (h *harness) timeInProcess(ctx context.Context, path string, env []string) (planning, fetching sample, err error) {
 	for i := range 1 + h.opts.runs {
 		start := time.Now()
 		plan, err := planInProcess(path, env)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
+		planned := time.Now()
 		secrets, err := inject.Resolve(ctx, plan.Sources, plan.Providers)
 		if err == nil {
 			_ = inject.Environ(env, secrets.Vars, false)
 		}
+		fetched := time.Now()
 		closePlan(ctx, plan)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		if d := time.Since(start); i > 0 || h.opts.smoke {
-			s = append(s, d)
+		if i > 0 || h.opts.smoke {
+			planning = append(planning, planned.Sub(start))
+			fetching = append(fetching, fetched.Sub(planned))
 		}
 	}
-	return s, nil
+	return planning, fetching, nil
 }
 
 // countPoll plans the scenario in this process, fetches once as at

@@ -69,6 +69,9 @@ type size struct {
 	sources, fields int
 	target          time.Duration
 	rss, poll       bool
+	// concurrency sets the Vault provider's max_concurrency; 0 keeps its
+	// default.
+	concurrency int
 }
 
 func (s size) vars() int { return s.sources * s.fields }
@@ -80,50 +83,53 @@ const (
 
 func vaultSizes(smoke bool) []size {
 	if smoke {
-		return []size{{1, 10, vaultTarget1, true, true}, {2, 10, 0, false, false}, {1, 1, 0, false, false}}
+		return []size{{1, 10, vaultTarget1, true, true, 0}, {2, 10, 0, false, false, 0}, {1, 1, 0, false, false, 0}}
 	}
 	return []size{
-		{1, 10, vaultTarget1, true, true},
-		{100, 10, vaultTarget100, true, true},
-		{1, 1, 0, false, false},
-		{10, 10, 0, false, false},
-		{1000, 10, 0, true, true},
-		{1, 100, 0, false, false},
-		{1, 1000, 0, false, false},
+		{1, 10, vaultTarget1, true, true, 0},
+		{100, 10, vaultTarget100, true, true, 0},
+		{1, 1, 0, false, false, 0},
+		{10, 10, 0, false, false, 0},
+		{1000, 10, 0, true, true, 0},
+		{1, 100, 0, false, false, 0},
+		{1, 1000, 0, false, false, 0},
+		// Whether the provider's request concurrency is what limits many paths.
+		{100, 10, 0, false, false, 1},
+		{100, 10, 0, false, false, 32},
 	}
 }
 
 func awsSizes(smoke bool) []size {
 	if smoke {
-		return []size{{1, 10, 0, true, true}, {2, 10, 0, false, false}}
+		return []size{{1, 10, 0, true, true, 0}, {2, 10, 0, false, false, 0}}
 	}
 	return []size{
-		{1, 10, 0, true, true},
-		{40, 10, 0, true, true},
-		{10, 10, 0, false, false},
-		{100, 10, 0, false, true},
-		{1, 100, 0, false, false},
+		{1, 10, 0, true, true, 0},
+		{40, 10, 0, true, true, 0},
+		{10, 10, 0, false, false, 0},
+		{100, 10, 0, false, true, 0},
+		{1, 100, 0, false, false, 0},
 	}
 }
 
 func infisicalSizes(smoke bool) []size {
 	if smoke {
-		return []size{{1, 5, 0, true, true}, {2, 5, 0, false, true}}
+		return []size{{1, 5, 0, true, true, 0}, {2, 5, 0, false, true, 0}}
 	}
 	return []size{
-		{1, 20, 0, true, true},
-		{5, 20, 0, true, true},
-		{1, 1, 0, false, false},
-		{1, 100, 0, false, false},
-		{1, 1000, 0, false, true},
+		{1, 20, 0, true, true, 0},
+		{5, 20, 0, true, true, 0},
+		{1, 1, 0, false, false, 0},
+		{1, 100, 0, false, false, 0},
+		{1, 1000, 0, false, true, 0},
 	}
 }
 
 func keyringSizes(smoke bool) []size {
 	if smoke {
-		return []size{{1, 2, 0, true, true}}
+		return []size{{1, 2, 0, true, true, 0}}
 	}
-	return []size{{1, 10, 0, true, true}, {1, 1, 0, false, false}, {1, 100, 0, false, false}}
+	return []size{{1, 10, 0, true, true, 0}, {1, 1, 0, false, false, 0}, {1, 100, 0, false, false, 0}}
 }
 
 // fieldNames are the fields of one seeded secret. Each source gets a prefix
@@ -152,20 +158,27 @@ func setupVault(ctx context.Context, h *harness) (backend, []scenario, error) {
 	var out []scenario
 	for _, sz := range vaultSizes(h.opts.smoke) {
 		base := fmt.Sprintf("bench/p%dx%d", sz.sources, sz.fields)
-		err := parallel(ctx, sz.sources, func(i int) error {
-			_, err := v.Root.KVv2("secret").Put(ctx, fmt.Sprintf("%s/%d", base, i), randomFields(sz.fields))
-			return err
-		})
-		if err != nil {
-			return backend{}, nil, err
+		name := fmt.Sprintf("%d %s × %d %s", sz.sources, plural(sz.sources, "path"), sz.fields, plural(sz.fields, "field"))
+		settings := ""
+		if sz.concurrency != 0 {
+			name += fmt.Sprintf(", max_concurrency: %d", sz.concurrency)
+			settings = fmt.Sprintf("    max_concurrency: %d\n", sz.concurrency)
+		} else {
+			err := parallel(ctx, sz.sources, func(i int) error {
+				_, err := v.Root.KVv2("secret").Put(ctx, fmt.Sprintf("%s/%d", base, i), randomFields(sz.fields))
+				return err
+			})
+			if err != nil {
+				return backend{}, nil, err
+			}
 		}
 		out = append(out, scenario{
-			name:   fmt.Sprintf("%d %s × %d %s", sz.sources, plural(sz.sources, "path"), sz.fields, plural(sz.fields, "field")),
+			name:   name,
 			vars:   sz.vars(),
 			target: sz.target, rss: sz.rss, poll: sz.poll,
 			config: func(endpoint string) string {
 				var b strings.Builder
-				fmt.Fprintf(&b, "version: 1\nproviders:\n  vault:\n    type: vault\n    address: %s\nenvironments:\n  bench:\n", endpoint)
+				fmt.Fprintf(&b, "version: 1\nproviders:\n  vault:\n    type: vault\n    address: %s\n%senvironments:\n  bench:\n", endpoint, settings)
 				for i := range sz.sources {
 					fmt.Fprintf(&b, "    - from: vault\n      path: secret/%s/%d\n      prefix: S%d_\n", base, i, i)
 				}
