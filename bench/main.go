@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command bench measures secretrun against real local servers — a Vault dev
 // server, moto for AWS Secrets Manager, the Infisical test server and the OS
 // keyring — and writes the figures to BENCHMARKS.md at the repository root.
@@ -8,7 +10,7 @@
 // It builds secretrun, starts the servers, seeds secrets, and times
 // `secretrun run -- /bin/true` against running /bin/true directly. Requests
 // to the backends are counted by the servers or by a counting proxy in front
-// of them, never estimated.
+// of them, never estimated. It is Linux-only, as its servers and /proc are.
 package main
 
 import (

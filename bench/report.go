@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -295,14 +297,15 @@ func (r *report) versionSection(p func(string, ...any)) {
 	}
 	if len(v.variants) > 0 {
 		p("Other builds of the same source, measured the same way, to price a change before making it:\n\n")
-		ref := ""
-		if len(v.variants[0].startup) > 0 && r.referenceName != "" {
-			ref = " " + r.referenceName + " start-up |"
+		withRef := len(v.variants[0].startup) > 0 && r.referenceName != ""
+		if withRef {
+			p("| build | how | binary | init (sum) | `version` median | %s start-up |\n|---|---|---:|---:|---:|---:|\n", r.referenceName)
+		} else {
+			p("| build | how | binary | init (sum) | `version` median |\n|---|---|---:|---:|---:|\n")
 		}
-		p("| build | how | binary | init (sum) | `version` median |%s\n|---|---|---:|---:|---:|%s\n", ref, map[bool]string{true: "---:|", false: ""}[ref != ""])
 		for _, x := range v.variants {
 			p("| %s | %s | %.1f MiB | %s | %s |", x.name, x.how, float64(x.size)/(1<<20), ms(x.init), ms(x.version.median()))
-			if ref != "" {
+			if withRef {
 				p(" %s |", ms(x.startup.median()))
 			}
 			p("\n")
