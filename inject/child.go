@@ -237,6 +237,7 @@ func (s *Supervisor) supervise(l loop) (int, error) {
 			}
 
 		case st := <-cur.exited():
+			old := cur.pid() // before finish releases the process
 			cur.finish(s.OutputDrain)
 			if stopTimer != nil {
 				stopTimer.Stop()
@@ -248,7 +249,6 @@ func (s *Supervisor) supervise(l loop) (int, error) {
 			case !stopping || next == nil:
 				return int(st), nil
 			}
-			old := cur.pid()
 			if cur, err = l.launch(next.env); err != nil {
 				return 0, err
 			}

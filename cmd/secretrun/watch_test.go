@@ -1,0 +1,352 @@
+//go:build unix
+
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/hashicorp/vault/api"
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/secretrun/secretrun/providers/awssm/mototest"
+	"github.com/secretrun/secretrun/providers/providertest"
+	"github.com/secretrun/secretrun/providers/vault/vaulttest"
+)
+
+// TestWatchScripts runs the rotation scripts in testdata/watch against real
+// servers: a Vault dev server of each script's own, which the script can
+// stop and start again on the same port, PostgreSQL for leased database
+// credentials, and moto for Secrets Manager.
+func TestWatchScripts(t *testing.T) {
+	_, vaultErr := vaulttest.Binary()
+	if vaultErr != nil && os.Getenv("CI") == "true" {
+		t.Fatalf("Vault is required under CI=true: %v", vaultErr)
+	}
+	var moto struct {
+		once sync.Once
+		srv  *mototest.Server
+		err  error
+	}
+	t.Cleanup(func() {
+		if moto.srv != nil {
+			moto.srv.Stop()
+		}
+	})
+	testscript.Run(t, testscript.Params{
+		Dir:                 "testdata/watch",
+		RequireExplicitExec: true,
+		Setup: func(env *testscript.Env) error {
+			home := filepath.Join(env.WorkDir, "home")
+			env.Setenv("HOME", home)
+			env.Setenv("CI", "")
+			env.Setenv("GITHUB_ACTIONS", "")
+			env.Setenv("VAULT_TOKEN", vaulttest.RootToken)
+			env.Setenv("VAULT_ADDR", "")
+			env.Values[vaultKey{}] = &scriptVault{}
+			env.Defer(func() { env.Values[vaultKey{}].(*scriptVault).stop() })
+			return os.MkdirAll(home, 0o700)
+		},
+		Condition: func(cond string) (bool, error) {
+			switch cond {
+			case "vault":
+				return vaultErr == nil, nil
+			case "moto":
+				moto.once.Do(func() { moto.srv, moto.err = mototest.Start() })
+				if moto.err != nil && os.Getenv("CI") == "true" {
+					return false, fmt.Errorf("moto is required under CI=true: %v", moto.err)
+				}
+				return moto.err == nil, nil
+			case "postgres":
+				_, err := exec.LookPath("psql")
+				globbed, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
+				return err == nil || len(globbed) > 0, nil
+			}
+			return false, fmt.Errorf("unknown condition %q", cond)
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"status":     cmdStatus,
+			"waitfor":    cmdWaitFor,
+			"waitwithin": cmdWaitWithin,
+			"waitlines":  cmdWaitLines,
+			"sendsignal": cmdSendSignal,
+			"vault":      cmdVault,
+			"awssm": func(ts *testscript.TestScript, neg bool, args []string) {
+				cmdAWSSM(ts, neg, args, moto.srv)
+			},
+		},
+	})
+}
+
+type vaultKey struct{}
+
+// scriptVault is one script's Vault dev server. It keeps its port across a
+// stop and a start, as a restarted server would; a dev server keeps no data.
+type scriptVault struct {
+	port   int
+	cmd    *exec.Cmd
+	pg     *vaulttest.Postgres
+	pgStop func()
+}
+
+func (v *scriptVault) addr() string { return "http://" + providertest.Addr(v.port) }
+
+func (v *scriptVault) start(ts *testscript.TestScript) {
+	bin, err := vaulttest.Binary()
+	ts.Check(err)
+	if v.port == 0 {
+		v.port, err = freePortPair()
+		ts.Check(err)
+	}
+	log, err := os.OpenFile(ts.MkAbs("vault.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	ts.Check(err)
+	defer log.Close()
+	dir := ts.MkAbs("vault-home")
+	ts.Check(os.MkdirAll(dir, 0o700))
+	v.cmd = exec.Command(bin, "server", "-dev", "-dev-root-token-id="+vaulttest.RootToken, "-dev-listen-address="+providertest.Addr(v.port))
+	v.cmd.Env = []string{"HOME=" + dir, "PATH=" + os.Getenv("PATH")}
+	v.cmd.Stdout, v.cmd.Stderr = log, log
+	v.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	ts.Check(v.cmd.Start())
+	ts.Setenv("VAULT_ADDR", v.addr())
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		c, err := v.client()
+		if err == nil {
+			if h, err := c.Sys().Health(); err == nil && h.Initialized && !h.Sealed {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("vault did not become healthy on %s", v.addr())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (v *scriptVault) stop() {
+	if v.cmd != nil {
+		_ = syscall.Kill(-v.cmd.Process.Pid, syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = v.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = syscall.Kill(-v.cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+		v.cmd = nil
+	}
+	if v.pgStop != nil {
+		v.pgStop()
+		v.pgStop = nil
+	}
+}
+
+func (v *scriptVault) client() (*api.Client, error) {
+	cfg := api.DefaultConfig()
+	cfg.Address = v.addr()
+	cfg.MaxRetries = 0
+	c, err := api.NewClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	c.SetToken(vaulttest.RootToken)
+	return c, nil
+}
+
+// setupDatabase enables the database engine over PostgreSQL with a role
+// app whose credentials are leased for ttl, renewable up to maxTTL.
+func setupDatabase(c *api.Client, url, ttl, maxTTL string) error {
+	if err := c.Sys().Mount("database", &api.MountInput{Type: "database"}); err != nil {
+		return err
+	}
+	if _, err := c.Logical().Write("database/config/pg", map[string]any{
+		"plugin_name": "postgresql-database-plugin", "allowed_roles": "app",
+		"connection_url": url, "username": "postgres", "password": "unused",
+		"verify_connection": true,
+	}); err != nil {
+		return err
+	}
+	_, err := c.Logical().Write("database/roles/app", map[string]any{
+		"db_name":             "pg",
+		"creation_statements": `CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';`,
+		"default_ttl":         ttl, "max_ttl": maxTTL,
+	})
+	return err
+}
+
+// vault start|stop|put PATH K=V...|database TTL MAXTTL drives the script's
+// Vault: start it (again, on the same port), stop it, write a KV v2 secret,
+// or set up the database engine over a fresh PostgreSQL with a role `app`
+// whose leases last TTL, renewable up to MAXTTL.
+func cmdVault(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 1 {
+		ts.Fatalf("usage: vault start|stop|put PATH K=V...|database TTL MAXTTL")
+	}
+	v := ts.Value(vaultKey{}).(*scriptVault)
+	switch args[0] {
+	case "start":
+		v.start(ts)
+	case "stop":
+		if v.cmd == nil {
+			ts.Fatalf("vault is not running")
+		}
+		_ = syscall.Kill(-v.cmd.Process.Pid, syscall.SIGTERM)
+		_ = v.cmd.Wait()
+		v.cmd = nil
+	case "put":
+		if len(args) < 3 {
+			ts.Fatalf("usage: vault put PATH K=V...")
+		}
+		data := map[string]any{}
+		for _, kv := range args[2:] {
+			k, val, _ := strings.Cut(kv, "=")
+			data[k] = val
+		}
+		c, err := v.client()
+		ts.Check(err)
+		mount, path, _ := strings.Cut(args[1], "/")
+		_, err = c.KVv2(mount).Put(context.Background(), path, data)
+		ts.Check(err)
+	case "database":
+		if len(args) != 3 {
+			ts.Fatalf("usage: vault database TTL MAXTTL")
+		}
+		pg, stop, err := vaulttest.StartPostgres()
+		ts.Check(err)
+		v.pg, v.pgStop = pg, stop
+		c, err := v.client()
+		ts.Check(err)
+		ts.Check(setupDatabase(c, pg.URL(), args[1], args[2]))
+	default:
+		ts.Fatalf("unknown vault command %q", args[0])
+	}
+}
+
+// awssm create NAME VALUE|stage NAME VALUE|promote NAME: create a secret,
+// stage a new value as AWSPENDING (a rotation in progress), or promote the
+// pending version to AWSCURRENT (the rotation's last step).
+func cmdAWSSM(ts *testscript.TestScript, neg bool, args []string, srv *mototest.Server) {
+	if neg || len(args) < 2 || srv == nil {
+		ts.Fatalf("usage: awssm create|stage|promote NAME [VALUE] (needs [moto])")
+	}
+	for k, v := range srv.Env() {
+		ts.Setenv(k, v)
+	}
+	ctx := context.Background()
+	c := srv.Client()
+	name := args[1]
+	switch args[0] {
+	case "create":
+		_, err := c.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(name), SecretString: aws.String(args[2])})
+		ts.Check(err)
+	case "stage":
+		out, err := c.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{
+			SecretId: aws.String(name), SecretString: aws.String(args[2]), VersionStages: []string{"AWSPENDING"},
+		})
+		ts.Check(err)
+		ts.Setenv("PENDING_"+strings.NewReplacer("/", "_", "-", "_").Replace(name), aws.ToString(out.VersionId))
+	case "promote":
+		d, err := c.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(name)})
+		ts.Check(err)
+		var current, pending string
+		for id, stages := range d.VersionIdsToStages {
+			for _, s := range stages {
+				switch s {
+				case "AWSCURRENT":
+					current = id
+				case "AWSPENDING":
+					pending = id
+				}
+			}
+		}
+		if pending == "" {
+			ts.Fatalf("%s has no AWSPENDING version", name)
+		}
+		_, err = c.UpdateSecretVersionStage(ctx, &secretsmanager.UpdateSecretVersionStageInput{
+			SecretId: aws.String(name), VersionStage: aws.String("AWSCURRENT"),
+			MoveToVersionId: aws.String(pending), RemoveFromVersionId: aws.String(current),
+		})
+		ts.Check(err)
+	default:
+		ts.Fatalf("unknown awssm command %q", args[0])
+	}
+}
+
+// waitwithin DURATION FILE REGEXP waits for a line of FILE to match REGEXP
+// and fails if that takes longer than DURATION: the bound is what the
+// script asserts.
+func cmdWaitWithin(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 3 {
+		ts.Fatalf("usage: waitwithin DURATION FILE REGEXP")
+	}
+	limit, err := time.ParseDuration(args[0])
+	ts.Check(err)
+	re, err := regexp.Compile("(?m)" + args[2])
+	ts.Check(err)
+	start := time.Now()
+	for time.Since(start) < limit+10*time.Second {
+		if b, err := os.ReadFile(ts.MkAbs(args[1])); err == nil && re.Match(b) {
+			if took := time.Since(start); took > limit {
+				ts.Fatalf("%s matched %q after %v, want within %v", args[1], args[2], took.Round(time.Millisecond), limit)
+			}
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	b, _ := os.ReadFile(ts.MkAbs(args[1]))
+	ts.Fatalf("%s does not match %q; it holds %q", args[1], args[2], b)
+}
+
+// freePortPair finds a loopback port p such that p and p+1 are free: a
+// Vault dev server takes the next port for its cluster listener.
+func freePortPair() (int, error) {
+	for range 50 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l2, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port+1))
+		l.Close()
+		if err == nil {
+			l2.Close()
+			return port, nil
+		}
+	}
+	return 0, fmt.Errorf("no free pair of loopback ports")
+}
+
+// waitlines N FILE REGEXP waits up to twenty seconds for N lines of FILE to
+// match REGEXP.
+func cmdWaitLines(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 3 {
+		ts.Fatalf("usage: waitlines N FILE REGEXP")
+	}
+	n, err := strconv.Atoi(args[0])
+	ts.Check(err)
+	re, err := regexp.Compile("(?m)" + args[2])
+	ts.Check(err)
+	var got int
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		b, _ := os.ReadFile(ts.MkAbs(args[1]))
+		if got = len(re.FindAll(b, -1)); got >= n {
+			return
+		}
+	}
+	ts.Fatalf("%s has %d lines matching %q after 20s, want %d", args[1], got, args[2], n)
+}
