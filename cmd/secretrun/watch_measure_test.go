@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -84,8 +85,9 @@ watch:
 	var took []time.Duration
 	for i := 1; i <= 10; i++ {
 		// Restarts more than twice the interval apart, so that the
-		// restart guard never holds one back.
-		time.Sleep(2100 * time.Millisecond)
+		// restart guard never holds one back, and writes at a random
+		// point between two polls, as they come in real life.
+		time.Sleep(2100*time.Millisecond + rand.N(time.Second))
 		start := time.Now()
 		put(fmt.Sprintf("value-%d", i))
 		waitForLine(t, out, fmt.Sprintf("API_KEY=value-%d", i), 10*time.Second)
