@@ -107,6 +107,9 @@ const (
 	maxBackoff = 5 * time.Minute
 	// minDelay keeps a lease deadline that is due from spinning the loop.
 	minDelay = 10 * time.Millisecond
+	// pollTimeout bounds a poll, re-read included, unless the interval is
+	// longer.
+	pollTimeout = 30 * time.Second
 )
 
 func (w *Watch) random() float64 {
@@ -313,7 +316,11 @@ func (wt *watcher) run(ctx context.Context, out chan<- rotation) {
 			return
 		case <-t.C:
 		}
-		r, ok := wt.poll(ctx)
+		// A backend that hangs fails the poll instead of stopping the
+		// watch: the next poll tries again.
+		pctx, cancel := context.WithTimeout(ctx, max(2*wt.w.interval(), pollTimeout))
+		r, ok := wt.poll(pctx)
+		cancel()
 		if !ok {
 			continue
 		}
