@@ -53,6 +53,9 @@ type File struct {
 	Environments []string
 
 	src []byte
+	// parsed is the document Parse checked, handed to the first Plan;
+	// planning rewrites it, so any later Plan parses the text again.
+	parsed *document
 }
 
 // Watch holds the `watch:` settings.
@@ -104,15 +107,14 @@ func Parse(name string, src []byte) (*File, error) {
 	if err := d.checkAll(); err != nil {
 		return nil, err
 	}
-	f := &File{Name: name, Version: d.top.Version, DefaultEnvironment: d.top.DefaultEnvironment, src: src}
+	f := &File{Name: name, Version: d.top.Version, DefaultEnvironment: d.top.DefaultEnvironment, src: src, parsed: d}
 	for _, e := range d.environments {
 		f.Environments = append(f.Environments, e.name)
 	}
 	return f, nil
 }
 
-// document is one parse of the file, split into its sections. Plan parses
-// afresh each time because expansion rewrites the tree in place.
+// document is one parse of the file, split into its sections.
 type document struct {
 	file         string
 	root         *ast.MappingNode

@@ -37,7 +37,7 @@ type Plan struct {
 // Plan resolves placeholders in the chosen environment and builds its
 // provider instances. No backend is contacted.
 func (f *File) Plan(reg *providers.Registry, sel Selection, penv providers.Env) (*Plan, error) {
-	d, err := parse(f.Name, f.src)
+	d, err := f.document()
 	if err != nil {
 		return nil, err
 	}
@@ -223,7 +223,7 @@ func reflectTypeOf[T any]() reflect.Type { return reflect.TypeOf((*T)(nil)).Elem
 // for commands such as `secretrun login` that act on a provider itself.
 // {env} in its settings is the chosen environment, when one is.
 func (f *File) Provider(reg *providers.Registry, sel Selection, name string, penv providers.Env) (providers.Provider, error) {
-	d, err := parse(f.Name, f.src)
+	d, err := f.document()
 	if err != nil {
 		return nil, err
 	}
@@ -259,4 +259,14 @@ func (f *File) ProvidersOfType(typ string) []string {
 		}
 	}
 	return out
+}
+
+// document returns the parsed file for one use that may rewrite it: the
+// one Parse made, the first time, so a run parses its config only once.
+func (f *File) document() (*document, error) {
+	if d := f.parsed; d != nil {
+		f.parsed = nil
+		return d, nil
+	}
+	return parse(f.Name, f.src)
 }

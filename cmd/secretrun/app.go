@@ -236,6 +236,11 @@ func plan(c *cli.Context, d deps) (*config.Plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	return planFile(c, d, f)
+}
+
+// planFile plans the chosen environment of a loaded config.
+func planFile(c *cli.Context, d deps, f *config.File) (*config.Plan, error) {
 	return f.Plan(d.registry, config.Selection{
 		Environment: flag(c, "env"),
 		Scope:       flag(c, "scope"),

@@ -25,7 +25,7 @@ func checkCommand(d deps) *cli.Command {
 			if err != nil {
 				return err
 			}
-			p, err := plan(c, d)
+			p, err := planFile(c, d, f)
 			if err != nil {
 				return err
 			}
