@@ -30,6 +30,8 @@ type Plan struct {
 	Sources []*providers.Source
 	// Providers are the instances the sources use, by name.
 	Providers map[string]providers.Provider
+	// Types are the types of those instances, by name.
+	Types map[string]string
 	Watch     Watch
 	Mask      bool
 }
@@ -67,7 +69,7 @@ func (f *File) Plan(reg *providers.Registry, sel Selection, penv providers.Env) 
 		lookup = func(string) (string, bool) { return "", false }
 	}
 	x := &expander{file: d.file, lookup: lookup, env: envName, scope: sel.Scope, placeholders: true}
-	plan := &Plan{Environment: envName, Scope: sel.Scope, Providers: map[string]providers.Provider{}, Mask: d.top.Mask}
+	plan := &Plan{Environment: envName, Scope: sel.Scope, Providers: map[string]providers.Provider{}, Types: map[string]string{}, Mask: d.top.Mask}
 
 	global := &expander{file: d.file, lookup: lookup}
 	if d.watch != nil {
@@ -111,7 +113,7 @@ func (f *File) Plan(reg *providers.Registry, sel Selection, penv providers.Env) 
 // {scope} need not resolve here, so errors in values are not reported.
 func (d *document) checkUnused(plan *Plan, reg *providers.Registry, penv providers.Env) error {
 	lenient := &expander{file: d.file, lookup: func(string) (string, bool) { return "", false }, placeholders: true, lenient: true}
-	scratch := &Plan{Providers: map[string]providers.Provider{}}
+	scratch := &Plan{Providers: map[string]providers.Provider{}, Types: map[string]string{}}
 	for _, p := range d.providers {
 		if _, used := plan.Providers[p.name]; used {
 			continue
@@ -141,6 +143,7 @@ func (d *document) instance(plan *Plan, reg *providers.Registry, x *expander, na
 		return nil, located(d.file, pn.key, path, err)
 	}
 	plan.Providers[name] = p
+	plan.Types[name] = pn.typ
 	return p, nil
 }
 
@@ -243,7 +246,7 @@ func (f *File) Provider(reg *providers.Registry, sel Selection, name string, pen
 		lookup = func(string) (string, bool) { return "", false }
 	}
 	x := &expander{file: d.file, lookup: lookup, env: env, scope: sel.Scope, placeholders: true}
-	return d.instance(&Plan{Providers: map[string]providers.Provider{}}, reg, x, name, penv)
+	return d.instance(&Plan{Providers: map[string]providers.Provider{}, Types: map[string]string{}}, reg, x, name, penv)
 }
 
 // ProvidersOfType lists the names of the provider instances of one type.

@@ -146,7 +146,7 @@ func runAction(c *cli.Context, d deps) error {
 		defer stdout.Close()
 	}
 	if watching {
-		sup.Watch = watchConfig(c, d, p, secrets, changeSignal)
+		sup.Watch = watchConfig(p, secrets, changeSignal)
 		sup.Watch.Environ = environ
 		sup.Watch.OnRotate = func(s *inject.Secrets) {
 			fresh := revealAll(s)
@@ -174,11 +174,11 @@ func runAction(c *cli.Context, d deps) error {
 }
 
 // watchConfig turns the plan's watch: settings into the supervisor's.
-func watchConfig(c *cli.Context, d deps, p *config.Plan, initial *inject.Secrets, sig os.Signal) *inject.Watch {
+func watchConfig(p *config.Plan, initial *inject.Secrets, sig os.Signal) *inject.Watch {
 	return &inject.Watch{
 		Sources:   p.Sources,
 		Providers: p.Providers,
-		Names:     providerNames(c, d),
+		Names:     providerNames(p),
 		Initial:   initial,
 		Interval:  p.Watch.Interval,
 		OnChange:  inject.Action(p.Watch.OnChange),
@@ -199,16 +199,10 @@ func parseSignal(key, name string) (os.Signal, error) {
 
 // providerNames names each provider instance by type and name, `vault
 // "prod"`, as the providers name themselves in errors.
-func providerNames(c *cli.Context, d deps) map[string]string {
-	names := map[string]string{}
-	f, err := loadConfig(c, d)
-	if err != nil {
-		return names
-	}
-	for _, typ := range d.registry.Names() {
-		for _, name := range f.ProvidersOfType(typ) {
-			names[name] = fmt.Sprintf("%s %q", typ, name)
-		}
+func providerNames(p *config.Plan) map[string]string {
+	names := make(map[string]string, len(p.Types))
+	for name, typ := range p.Types {
+		names[name] = fmt.Sprintf("%s %q", typ, name)
 	}
 	return names
 }
