@@ -104,15 +104,33 @@ func (h *harness) measureRotation(ctx context.Context) (*rotationResult, error) 
 					return nil
 				}
 			case <-timeout:
-				return fmt.Errorf("no %q within %s: %s", want, limit, stderr.String())
+				return fmt.Errorf("no %q within %s (requests to Vault so far: %v): %s", want, limit, v.proxy.counts(), stderr.String())
 			}
 		}
 	}
 	if err := wait("generation=0", 30*time.Second); err != nil {
 		return nil, err
 	}
+	// The watch loop takes its first labels with a metadata read after the
+	// child has started; a version written before that read would become
+	// the baseline and never be noticed. Rotations start once it is done,
+	// so that they measure a loop in its steady state.
+	for deadline := time.Now().Add(30 * time.Second); !hasMetadataRead(v.proxy.counts()); {
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("the watch loop read no metadata within 30s: %s", stderr.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	res := &rotationResult{backend: "Vault KV v2", interval: interval}
+	// secretrun holds back a restart that follows the previous one within
+	// twice max(interval, 1s), as protection against a flapping secret;
+	// rotations are spaced further apart than that, so that each one
+	// measures an ordinary restart.
+	calm := 2*max(interval, time.Second) + 500*time.Millisecond
 	for gen := 1; gen <= rotations; gen++ {
+		if gen > 1 {
+			time.Sleep(calm)
+		}
 		t0 := time.Now()
 		if err := put(gen); err != nil {
 			return nil, err
@@ -136,4 +154,13 @@ func (h *harness) measureRotation(ctx context.Context) (*rotationResult, error) 
 		res.pollRequests = per
 	}
 	return res, nil
+}
+
+func hasMetadataRead(counts map[string]int) bool {
+	for k := range counts {
+		if strings.Contains(k, "/metadata/") {
+			return true
+		}
+	}
+	return false
 }
