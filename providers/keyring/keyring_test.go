@@ -1,6 +1,8 @@
 package keyring
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -11,7 +13,7 @@ import (
 	"github.com/secretrun/secretrun/providers/providertest"
 )
 
-func newTestProvider(t *testing.T, kr providers.Keyring, service string) providers.Provider {
+func newTestProvider(t testing.TB, kr providers.Keyring, service string) providers.Provider {
 	t.Helper()
 	opts, err := config.OptionsFromYAML("service: " + service)
 	if err != nil {
@@ -78,5 +80,58 @@ func TestUnknownSettingIsRejected(t *testing.T) {
 	_, err := Type().New("local", opts, providers.Env{Keyring: providertest.NewKeyring()})
 	if err == nil || !strings.Contains(err.Error(), `unknown key "servise"`) || !strings.Contains(err.Error(), "test.yaml:2:1") {
 		t.Fatalf("got %v, want unknown key at test.yaml:2:1", err)
+	}
+}
+
+// batchKeyring gives the in-memory keyring the batch capability, so Fetch's
+// batch path is tested on every OS.
+type batchKeyring struct {
+	*providertest.Keyring
+	err error
+}
+
+func (k batchKeyring) GetMany(ctx context.Context, service string, keys []string) (map[string]providers.Secret, error) {
+	if k.err != nil {
+		return nil, k.err
+	}
+	got := map[string]providers.Secret{}
+	for _, key := range keys {
+		v, err := k.Get(service, key)
+		switch {
+		case errors.Is(err, providers.ErrNotFound):
+		case err != nil:
+			return nil, err
+		default:
+			got[key] = v
+		}
+	}
+	return got, nil
+}
+
+func TestConformanceInMemoryBatch(t *testing.T) {
+	kr := batchKeyring{Keyring: providertest.NewKeyring()}
+	providertest.Run(t, backend(t, kr, "conformance"))
+}
+
+func TestBatchFailureFailsEverySource(t *testing.T) {
+	kr := batchKeyring{Keyring: providertest.NewKeyring(), err: fmt.Errorf("%w: OS keyring: no bus", providers.ErrUnavailable)}
+	p := newTestProvider(t, kr, "svc")
+	var sources []*providers.Source
+	for _, yaml := range []string{"keys: [A]", "keys: [B, C]"} {
+		src, err := config.SourceFromYAML(p, "local", yaml)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sources = append(sources, src)
+	}
+	results, err := p.Fetch(context.Background(), sources)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{`keyring "local": read svc/A: backend unavailable`, `keyring "local": read svc/{B,C}: backend unavailable`} {
+		got := results[i].Err
+		if !errors.Is(got, providers.ErrUnavailable) || !strings.HasPrefix(fmt.Sprint(got), want) {
+			t.Errorf("source %d: got %v, want %q… wrapping ErrUnavailable", i, got, want)
+		}
 	}
 }

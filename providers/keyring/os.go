@@ -11,7 +11,8 @@ import (
 
 // OS is the operating system's keyring. It wraps go-keyring, whose
 // package-level functions are the only way in, behind providers.Keyring so
-// everything else can be tested with an in-memory keyring.
+// everything else can be tested with an in-memory keyring. On Linux it also
+// reads many items at once (GetMany), talking to the Secret Service itself.
 type OS struct{}
 
 // Get reads an item; a missing one is an error wrapping providers.ErrNotFound.
