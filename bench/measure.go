@@ -116,8 +116,11 @@ func (h *harness) runAll(ctx context.Context) (*report, error) {
 	}
 	if h.wants(groupRotation) {
 		h.logf("rotation")
+		// A rotation that goes wrong is a finding, not a reason to lose
+		// every other figure.
 		if rep.rotation, err = h.measureRotation(ctx); err != nil {
-			return nil, fmt.Errorf("rotation: %w", err)
+			h.logf("rotation: %v", err)
+			rep.rotation = &rotationResult{missing: fmt.Sprintf("The measurement failed: %v", err)}
 		}
 	}
 	rep.machine.loadAfter = loadAverage()

@@ -66,6 +66,7 @@ func (h *harness) measureRotation(ctx context.Context) (*rotationResult, error) 
 	if err != nil {
 		return nil, err
 	}
+	metadataBefore := metadataReads(v.proxy.counts())
 	// The child prints the non-secret generation field, so that a restart
 	// with new values is seen without any secret value being printed.
 	cmd := exec.CommandContext(ctx, h.bin, "run", "--watch", "-c", cfg, "--", "/bin/sh", "-c", `echo "generation=$GENERATION"; exec sleep 3600`)
@@ -115,7 +116,7 @@ func (h *harness) measureRotation(ctx context.Context) (*rotationResult, error) 
 	// child has started; a version written before that read would become
 	// the baseline and never be noticed. Rotations start once it is done,
 	// so that they measure a loop in its steady state.
-	for deadline := time.Now().Add(30 * time.Second); !hasMetadataRead(v.proxy.counts()); {
+	for deadline := time.Now().Add(30 * time.Second); metadataReads(v.proxy.counts()) == metadataBefore; {
 		if time.Now().After(deadline) {
 			return nil, fmt.Errorf("the watch loop read no metadata within 30s: %s", stderr.String())
 		}
@@ -156,11 +157,12 @@ func (h *harness) measureRotation(ctx context.Context) (*rotationResult, error) 
 	return res, nil
 }
 
-func hasMetadataRead(counts map[string]int) bool {
-	for k := range counts {
+func metadataReads(counts map[string]int) int {
+	n := 0
+	for k, c := range counts {
 		if strings.Contains(k, "/metadata/") {
-			return true
+			n += c
 		}
 	}
-	return false
+	return n
 }
