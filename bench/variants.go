@@ -174,9 +174,6 @@ func (h *harness) buildVariants(ctx context.Context) ([]variant, error) {
 			return nil, err
 		}
 		v.size = st.Size()
-		if v.version, err = h.timeRuns(ctx, []string{v.bin, "version"}, baseEnv()); err != nil {
-			return nil, err
-		}
 		inits, err := traceInit(ctx, v.bin, min(h.opts.runs, 11))
 		if err != nil {
 			return nil, err
@@ -184,10 +181,33 @@ func (h *harness) buildVariants(ctx context.Context) ([]variant, error) {
 		for _, c := range inits {
 			v.init += c.clock
 		}
-		if h.reference != nil {
-			argv := []string{v.bin, "run", "-c", h.reference.config, "--", "/bin/true"}
-			if v.startup, err = h.timeRuns(ctx, argv, h.reference.env); err != nil {
-				return nil, errors.Join(fmt.Errorf("variant %s", v.name), err)
+	}
+	// The builds take turns, run by run, so that a change in the machine's
+	// load while they are measured weighs on all of them alike.
+	runs := h.opts.runs
+	if !h.opts.smoke {
+		runs *= 2 // these figures are compared with each other, closely
+	}
+	for i := range 1 + runs {
+		for j := range vs {
+			v := &vs[j]
+			d, err := timeCommand(ctx, []string{v.bin, "version"}, baseEnv())
+			if err != nil {
+				return nil, err
+			}
+			var s time.Duration
+			if h.reference != nil {
+				argv := []string{v.bin, "run", "-c", h.reference.config, "--", "/bin/true"}
+				if s, err = timeCommand(ctx, argv, h.reference.env); err != nil {
+					return nil, errors.Join(fmt.Errorf("variant %s", v.name), err)
+				}
+			}
+			if i == 0 && !h.opts.smoke {
+				continue // warm-up
+			}
+			v.version = append(v.version, d)
+			if h.reference != nil {
+				v.startup = append(v.startup, s)
 			}
 		}
 	}
