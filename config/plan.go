@@ -32,8 +32,8 @@ type Plan struct {
 	Providers map[string]providers.Provider
 	// Types are the types of those instances, by name.
 	Types map[string]string
-	Watch     Watch
-	Mask      bool
+	Watch Watch
+	Mask  bool
 }
 
 // Plan resolves placeholders in the chosen environment and builds its
