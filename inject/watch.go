@@ -252,6 +252,11 @@ type watcher struct {
 	// sourceProblem), so each is logged once.
 	failing  map[string]bool
 	failures int
+	// verified is set once a poll has compared every source's values with
+	// the secrets the child started with. The first labels are read after
+	// that first fetch, so a write in between changes no label: only the
+	// values show it.
+	verified bool
 }
 
 // sourceProblem keys a failure to assemble the secrets, as opposed to a
@@ -473,7 +478,7 @@ func (wt *watcher) poll(ctx context.Context) (rotation, bool) {
 		_, versioned := g.prov.(providers.Versioner)
 		for _, i := range g.idx {
 			leaseDue := !wt.leaseCheck[i].IsZero() && !now.Before(wt.leaseCheck[i])
-			if !versioned || labels[i] == "" || wt.labels[i] == "" || leaseDue {
+			if !wt.verified || !versioned || labels[i] == "" || wt.labels[i] == "" || leaseDue {
 				compare[gi] = append(compare[gi], i)
 			}
 		}
@@ -490,6 +495,7 @@ func (wt *watcher) poll(ctx context.Context) (rotation, bool) {
 		wt.failures++
 		return rotation{}, false
 	}
+	wt.verified = true
 
 	changed := false
 	for gi, g := range wt.groups {

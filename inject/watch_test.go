@@ -357,9 +357,13 @@ func TestWatchPollsAtIntervalWithJitter(t *testing.T) {
 				after(5*time.Second + time.Millisecond)
 				versions, fetches := b.calls()
 				// One baseline right after the start, then one call per
-				// poll for both sources: no value is read.
-				if len(fetches) != 1 {
-					t.Errorf("fetched %d times, want only the initial fetch", len(fetches))
+				// poll for both sources. Values are read only by the
+				// initial fetch and by the first poll, which checks that
+				// nothing changed before the baseline was taken.
+				if len(fetches) != 2 {
+					t.Errorf("fetched %d times, want the initial fetch and the first poll's", len(fetches))
+				} else if fetches[1] != versions[1] {
+					t.Errorf("second fetch at %v, want at the first poll (%v)", fetches[1].Sub(h.started), versions[1].Sub(h.started))
 				}
 				if versions[0] != h.started {
 					t.Errorf("baseline at %v, want right after the start", versions[0].Sub(h.started))
@@ -444,8 +448,8 @@ func TestWatchDebouncesBursts(t *testing.T) {
 			}
 		}
 		_, fetches := b.calls()
-		if len(fetches) != 2 {
-			t.Errorf("%d fetches, want the initial one and one re-read", len(fetches))
+		if len(fetches) != 3 {
+			t.Errorf("%d fetches, want the initial one, the first poll's check and one re-read", len(fetches))
 		}
 		h.end(0)
 	})
@@ -482,14 +486,15 @@ func TestWatchIgnoresChangesOutsideTheEnvironment(t *testing.T) {
 		b := newBackend(map[string]string{"A": "one"})
 		h := setup(t, b, true, "A")
 		h.run()
+		after(1500 * time.Millisecond) // past the first poll, which compares values
 		b.touch("A")
 		after(3 * time.Second)
 		if len(h.children()) != 1 {
 			t.Errorf("restarted although the environment is the same")
 		}
 		_, fetches := b.calls()
-		if len(fetches) != 2 {
-			t.Errorf("%d fetches, want the initial one and one re-read", len(fetches))
+		if len(fetches) != 3 {
+			t.Errorf("%d fetches, want the initial one, the first poll's check and one re-read", len(fetches))
 		}
 		h.end(0)
 	})
@@ -847,4 +852,24 @@ func TestChangeString(t *testing.T) {
 			t.Errorf("%q, want %q", got, tc.want)
 		}
 	}
+}
+
+// A secret written after the first fetch but before the watch has read its
+// first labels must still restart the child: the first poll compares values.
+func TestWatchSeesAWriteBeforeItsFirstLabels(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBackend(map[string]string{"A": "one"})
+		h := setup(t, b, true, "A")
+		b.set("A", "uno")
+		h.run()
+		after(3 * time.Second)
+		kids := h.children()
+		h.end(0)
+		if len(kids) != 2 {
+			t.Fatalf("%d children, want a restart for the early write; log:\n%s", len(kids), h.log)
+		}
+		if v := envValue(kids[1].env, "A"); v != "uno" {
+			t.Errorf("new child has A=%q, want the new value", v)
+		}
+	})
 }
