@@ -68,7 +68,10 @@ func terminating(sig os.Signal) bool {
 // child is one running child process. Exactly one goroutine waits on it:
 // its own waiter, or the reaper when secretrun is PID 1.
 type child struct {
-	proc   *os.Process
+	proc *os.Process
+	// id is the PID, kept because the os package forgets it once the
+	// process has been waited for.
+	id     int
 	done   chan status
 	output chan struct{}
 }
@@ -103,6 +106,7 @@ func (s *Supervisor) start(cmd Command, r *reaper) (*child, error) {
 	if err != nil {
 		return nil, startError(cmd.Args[0], err)
 	}
+	c.id = c.proc.Pid
 	if r != nil {
 		r.waiting[c.proc.Pid] = c.done
 		return c, nil
@@ -118,7 +122,7 @@ func (s *Supervisor) start(cmd Command, r *reaper) (*child, error) {
 	return c, nil
 }
 
-func (c *child) pid() int              { return c.proc.Pid }
+func (c *child) pid() int              { return c.id }
 func (c *child) exited() <-chan status { return c.done }
 func (c *child) kill() error           { return c.proc.Signal(syscall.SIGKILL) }
 func (c *child) signal(sig os.Signal) error {

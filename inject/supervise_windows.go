@@ -49,7 +49,10 @@ func (s *Supervisor) Run(ctx context.Context) (int, error) {
 
 // child is one running child process, waited on by one goroutine.
 type child struct {
-	proc   *os.Process
+	proc *os.Process
+	// id is the PID, kept because the os package forgets it once the
+	// process has been waited for.
+	id     int
 	done   chan status
 	output chan struct{}
 }
@@ -74,7 +77,7 @@ func (s *Supervisor) start(env []string) (process, error) {
 	if err != nil {
 		return nil, &StartError{Name: s.Command.Args[0], Err: err}
 	}
-	c := &child{proc: proc, done: make(chan status, 1), output: output}
+	c := &child{proc: proc, id: proc.Pid, done: make(chan status, 1), output: output}
 	go func() {
 		ps, err := proc.Wait()
 		if err != nil {
@@ -86,7 +89,7 @@ func (s *Supervisor) start(env []string) (process, error) {
 	return c, nil
 }
 
-func (c *child) pid() int                   { return c.proc.Pid }
+func (c *child) pid() int                   { return c.id }
 func (c *child) exited() <-chan status      { return c.done }
 func (c *child) kill() error                { return c.proc.Kill() }
 func (c *child) signal(sig os.Signal) error { return c.proc.Signal(sig) }
