@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"time"
 )
 
 // CanExec reports whether secretrun can replace itself with the child:
@@ -47,16 +46,6 @@ func (s *Supervisor) Run(ctx context.Context) (int, error) {
 	return s.supervise(l)
 }
 
-// child is one running child process, waited on by one goroutine.
-type child struct {
-	proc *os.Process
-	// id is the PID, kept because the os package forgets it once the
-	// process has been waited for.
-	id     int
-	done   chan status
-	output chan struct{}
-}
-
 func (s *Supervisor) start(env []string) (process, error) {
 	path, err := exec.LookPath(s.Command.Args[0])
 	if err != nil {
@@ -87,22 +76,4 @@ func (s *Supervisor) start(env []string) (process, error) {
 		c.done <- status(ps.ExitCode())
 	}()
 	return c, nil
-}
-
-func (c *child) pid() int                   { return c.id }
-func (c *child) exited() <-chan status      { return c.done }
-func (c *child) kill() error                { return c.proc.Kill() }
-func (c *child) signal(sig os.Signal) error { return c.proc.Signal(sig) }
-
-func (c *child) finish(d time.Duration) {
-	if d <= 0 {
-		d = 2 * time.Second
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-c.output:
-	case <-t.C:
-	}
-	_ = c.proc.Release()
 }
