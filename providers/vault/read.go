@@ -307,41 +307,23 @@ func (p *provider) Fetch(ctx context.Context, sources []*providers.Source) ([]pr
 		return nil, err
 	}
 	results := make([]providers.Result, len(sources))
-	jobs := group(sources)
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		firstErr error
-	)
-	for _, j := range jobs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			res, err := p.read(ctx, c, j.path, j.version)
-			if err != nil && fatal(err) {
-				mu.Lock()
-				if firstErr == nil {
-					firstErr = err
-					cancel(err)
-				}
-				mu.Unlock()
-				return
+	err = runJobs(ctx, group(sources), func(ctx context.Context, j *job) error {
+		res, err := p.read(ctx, c, j.path, j.version)
+		if err != nil && fatal(err) {
+			return err
+		}
+		res.Err = err
+		for _, i := range j.idx {
+			results[i] = res
+			if res.Fields != nil {
+				// Each source gets its own map: the caller may edit it.
+				results[i].Fields = cloneFields(res.Fields)
 			}
-			res.Err = err
-			for _, i := range j.idx {
-				results[i] = res
-				if res.Fields != nil {
-					// Each source gets its own map: the caller may edit it.
-					results[i].Fields = cloneFields(res.Fields)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if firstErr != nil {
-		return nil, firstErr
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return results, nil
 }
@@ -352,6 +334,33 @@ func cloneFields(f map[string]providers.Field) map[string]providers.Field {
 		out[k] = v
 	}
 	return out
+}
+
+// runJobs runs do for every job at once; max_concurrency is enforced by
+// the requests themselves. The first error cancels the others and is
+// returned.
+func runJobs(ctx context.Context, jobs []*job, do func(context.Context, *job) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+	)
+	for _, j := range jobs {
+		wg.Go(func() {
+			if err := do(ctx, j); err != nil {
+				mu.Lock()
+				if firstErr == nil {
+					firstErr = err
+					cancel(err)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return firstErr
 }
 
 // job is one distinct read, with the indexes of the sources it serves.
@@ -457,33 +466,18 @@ func (p *provider) Versions(ctx context.Context, sources []*providers.Source) ([
 	}
 	p.knowToken(ctx)
 	out := make([]string, len(sources))
-	jobs := group(sources)
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		firstErr error
-	)
-	for _, j := range jobs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			label, err := p.versionOf(ctx, c, j.path, j.version)
-			if err != nil {
-				mu.Lock()
-				if firstErr == nil {
-					firstErr = err
-				}
-				mu.Unlock()
-				return
-			}
-			for _, i := range j.idx {
-				out[i] = label
-			}
-		}()
-	}
-	wg.Wait()
-	if firstErr != nil {
-		return nil, firstErr
+	err = runJobs(ctx, group(sources), func(ctx context.Context, j *job) error {
+		label, err := p.versionOf(ctx, c, j.path, j.version)
+		if err != nil {
+			return err
+		}
+		for _, i := range j.idx {
+			out[i] = label
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
