@@ -102,9 +102,48 @@ type Options interface {
 }
 
 // Closer is implemented by providers that hold something to give back when
-// secretrun exits, such as Vault leases to revoke.
+// secretrun exits, such as Vault leases to revoke or a token the provider
+// logged in for. Close is called once, after the child has exited or, when
+// secretrun replaces itself with the child, just before it does.
 type Closer interface {
 	Close(ctx context.Context) error
+}
+
+// Holder is implemented by providers that hold credentials with a lifetime
+// after a Fetch: Vault leases, a token the provider logged in for. The run
+// engine renews them on the provider's schedule for as long as the child
+// runs, with or without watch, and calls Close when the child has exited.
+type Holder interface {
+	Closer
+	// HoldsLeases reports whether the child itself uses something held
+	// (leased credentials), so that secretrun must stay its parent to renew
+	// it or give it back on exit. What only the provider uses, such as its
+	// login token, does not count: Close gives it back before an exec.
+	HoldsLeases() bool
+	// Renew renews whatever is due and says when to call it again. It does
+	// no network request when nothing is due, so it may be called early.
+	// An error is an outage: nothing was given up, the caller retries.
+	Renew(ctx context.Context) (Renewal, error)
+}
+
+// Renewal is what a Renew call left behind.
+type Renewal struct {
+	// Next is when Renew wants to be called again; zero when nothing held
+	// needs renewing.
+	Next time.Time
+	// Expiring lists the held credentials that cannot be renewed far enough
+	// (a max TTL, a refused renewal): a Fetch of their source now returns
+	// new ones, and until the child gets those it uses the old ones, which
+	// end at Expires.
+	Expiring []Expiring
+}
+
+// Expiring is one held credential that cannot be kept alive.
+type Expiring struct {
+	// Ref is what the source reads, as Ref.String() gives it.
+	Ref string
+	// Expires is when the credential ends.
+	Expires time.Time
 }
 
 // Versioner is implemented by providers that can tell cheaply whether
@@ -115,8 +154,9 @@ type Versioner interface {
 	// Versions returns one label per source that changes whenever the
 	// source's values change. An empty label means the provider cannot tell
 	// for that source (a Vault KV v1 mount): the watch loop then fetches it
-	// and compares values. Providers holding leases renew them here and
-	// change the label when a lease must be replaced by a fresh read.
+	// and compares values. It is a query: it renews nothing (see Holder),
+	// but a leased credential that Renew marked as expiring gets a new
+	// label, the one the next Fetch carries.
 	Versions(ctx context.Context, sources []*Source) ([]string, error)
 }
 
