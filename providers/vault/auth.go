@@ -131,18 +131,25 @@ type tokenState struct {
 	// read with.
 	gen int
 	// known is set once the TTL and policies below have been learnt.
-	known     bool
+	known bool
+	// noLookup marks a token that may not look itself up: its TTL cannot
+	// be learnt, so it is not renewed.
+	noLookup  bool
 	renewable bool
 	// increment is the TTL the token was issued with, asked for on renewal.
 	increment time.Duration
 	renewAt   time.Time
-	policies  []string
+	// expires is when the token ends, if known; zero if never or unknown.
+	expires  time.Time
+	policies []string
 	// warned stops a warning about an unrenewable token from repeating.
 	warned bool
 }
 
-// ready returns the client with a token, logging in first if needed, and
-// renews or replaces the token when it is past about two thirds of its TTL.
+// ready returns the client with a token, logging in first if needed. It
+// renews nothing, which is Renew's job, but a token of ours that has run
+// out (Renew was not called in time) is replaced by a new login: without
+// one no request can succeed.
 func (p *provider) ready(ctx context.Context) (*api.Client, error) {
 	c, err := p.apiClient()
 	if err != nil {
@@ -160,8 +167,10 @@ func (p *provider) ready(ctx context.Context) (*api.Client, error) {
 		c.SetToken(tok.token)
 		return c, nil
 	}
-	if err := p.refreshTokenLocked(ctx, c); err != nil {
-		return nil, err
+	if t := p.tok; t.ours && !t.expires.IsZero() && !p.now().Before(t.expires) {
+		if err := p.reloginLocked(ctx, c); err != nil {
+			return nil, err
+		}
 	}
 	return c, nil
 }
@@ -297,7 +306,9 @@ func (p *provider) tokenFromLogin(op string, secret *api.Secret) (*tokenState, e
 		policies:  a.Policies,
 	}
 	if t.increment > 0 {
-		t.renewAt = p.now().Add(renewPoint(t.increment))
+		now := p.now()
+		t.renewAt = now.Add(renewPoint(t.increment))
+		t.expires = now.Add(t.increment)
 	}
 	return t, nil
 }
@@ -371,8 +382,8 @@ func renewPoint(ttl time.Duration) time.Duration {
 	return time.Duration(float64(ttl) * (0.6 + 0.13*rand.Float64()))
 }
 
-// learnToken looks the token up once, for its TTL (to renew it in long runs)
-// and its policies (for messages). Called with authMu held.
+// learnTokenLocked looks the token up once, for its TTL (to renew it in
+// long runs) and its policies (for messages). Called with authMu held.
 func (p *provider) learnTokenLocked(ctx context.Context, c *api.Client) error {
 	if p.tok.known {
 		return nil
@@ -399,6 +410,9 @@ func (p *provider) learnTokenLocked(ctx context.Context, c *api.Client) error {
 		}
 	}
 	p.tok.increment = inc
+	if ttl > 0 {
+		p.tok.expires = p.now().Add(ttl)
+	}
 	if ttl > 0 && inc > 0 {
 		// Renew when about two thirds of the token's life has gone; for
 		// a token that is already old, that may be right away.
@@ -461,6 +475,9 @@ func (p *provider) refreshTokenLocked(ctx context.Context, c *api.Client) error 
 			granted = time.Duration(s.Auth.LeaseDuration) * time.Second
 		}
 	}
+	if granted > 0 {
+		t.expires = p.now().Add(granted)
+	}
 	if renewErr == nil && granted > 0 && granted*3 >= t.increment*2 {
 		t.renewAt = p.now().Add(renewPoint(granted))
 		return nil
@@ -484,8 +501,9 @@ func (p *provider) refreshTokenLocked(ctx context.Context, c *api.Client) error 
 
 // reloginLocked replaces a token obtained by logging in. The old token is
 // not revoked now: the leases read with it, which a running child may be
-// using, die with it. They are marked for replacement instead, so the watch
-// loop fetches fresh ones, and the old token is revoked on Close.
+// using, die with it. They are marked stale instead, so Renew reports them
+// as expiring and the next Fetch reads fresh ones, and the old token is
+// revoked on Close.
 func (p *provider) reloginLocked(ctx context.Context, c *api.Client) error {
 	tok, err := p.machineLogin(ctx)
 	if err != nil {
@@ -514,19 +532,4 @@ func (p *provider) currentTokenGen() int {
 		return 0
 	}
 	return p.tok.gen
-}
-
-// knowToken makes sure the token's TTL is known, so that Versions can renew
-// a token the user gave. Errors are ignored: a token that may not look
-// itself up (rare) simply is not renewed.
-func (p *provider) knowToken(ctx context.Context) {
-	c, err := p.apiClient()
-	if err != nil {
-		return
-	}
-	p.authMu.Lock()
-	defer p.authMu.Unlock()
-	if p.tok != nil {
-		_ = p.learnTokenLocked(ctx, c)
-	}
 }

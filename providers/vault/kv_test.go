@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -249,6 +250,7 @@ type countingProxy struct {
 	inFlight, maxIn  atomic.Int64
 	mu               sync.Mutex
 	conns            map[string]bool
+	seen             []string
 	proxy            *httputil.ReverseProxy
 	server           *httptest.Server
 	pathPrefixToRead string
@@ -271,6 +273,7 @@ func newCountingProxy(t *testing.T, target, readPrefix string) *countingProxy {
 		}
 		cp.mu.Lock()
 		cp.conns[r.RemoteAddr] = true
+		cp.seen = append(cp.seen, r.Method+" "+r.URL.Path)
 		cp.mu.Unlock()
 		switch {
 		case strings.HasPrefix(r.URL.Path, "/v1/sys/internal/ui/mounts/"):
@@ -282,6 +285,13 @@ func newCountingProxy(t *testing.T, target, readPrefix string) *countingProxy {
 	}))
 	t.Cleanup(cp.server.Close)
 	return cp
+}
+
+// requests returns every request so far, as "METHOD /v1/path".
+func (cp *countingProxy) requests() []string {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	return slices.Clone(cp.seen)
 }
 
 func TestManyPathsOneMount(t *testing.T) {

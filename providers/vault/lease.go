@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,27 +19,37 @@ import (
 //
 // A path outside KV mounts (database/creds/app, aws/creds/deploy) is read
 // as a leased secret: every read creates new credentials with a lease that
-// Vault revokes when it ends. So the provider holds on to what it read:
+// Vault revokes when it ends. So the provider holds on to what it read, and
+// the run engine keeps it alive through providers.Holder:
 //
-//   - Fetch returns the held credentials while their lease is healthy, so a
-//     re-fetch caused by another source changing does not mint new ones; a
-//     renewal that is due happens first, with Result.Expires moved on.
-//   - Versions labels a leased source "lease-N", N counting the leases read
-//     for that path. When about two thirds of the lease's TTL has passed
-//     (with jitter) it renews the lease and keeps the label. When the lease
-//     cannot be renewed far enough (its max TTL is near), is not renewable,
-//     or renewal is refused, the lease is marked stale and the label becomes
-//     "lease-(N+1)": the label the next Fetch will carry, so the watch loop
+//   - Fetch returns the held credentials while their lease is healthy (not
+//     marked stale, not expired), so a re-fetch caused by another source
+//     changing does not mint new ones. It renews nothing.
+//   - Renew, which the engine calls whenever the last Renewal.Next is due
+//     for as long as the child runs, first renews the token once it is past
+//     about two thirds of its TTL: a token the user gave is looked up once
+//     to learn its TTL and is renewed while it can be; a token this provider
+//     logged in for is replaced by a new login when it cannot be renewed far
+//     enough, which marks the leases read with the old one stale. Then it
+//     renews, concurrently, every lease past about two thirds of its TTL
+//     (with jitter). A lease that cannot be renewed far enough (its max TTL
+//     is near), is not renewable, or whose renewal Vault refuses is marked
+//     stale and listed in Renewal.Expiring until a Fetch replaces it. An
+//     unreachable Vault is an error that gives nothing up: the engine
+//     retries. With nothing due, Renew sends no request.
+//   - Versions is a query: it labels a leased source "lease-N", N counting
+//     the leases read for that path, and "lease-(N+1)" once the lease is
+//     stale or expired: the label the next Fetch carries, so the watch loop
 //     sees one change, fetches once, and the labels agree again.
 //   - Fetch of a stale path reads fresh credentials. The superseded lease is
 //     not revoked then (the running child may still use it until it is
 //     restarted); it runs out by itself, or is revoked on Close.
-//   - Close revokes every lease still alive (revoke_on_exit, default true),
-//     and the tokens the provider logged in for.
-//
-// Renewal happens only when Versions is called, so the watch interval must
-// be well below a third of the shortest lease TTL; Result.Expires tells the
-// caller when each lease ends.
+//   - Close revokes every lease read during the run that is still alive, and
+//     the tokens the provider logged in for, unless revoke_on_exit is false.
+//     A token the user gave is never revoked. HoldsLeases tells the engine
+//     whether the child uses anything Renew or Close would act on; when it
+//     does not, the engine may call Close before it replaces itself with
+//     the child, so a login token does not outlive the exec.
 
 // leaseState is the current lease of one path.
 type leaseState struct {
@@ -60,27 +72,30 @@ func (l *leaseState) healthy(now time.Time) bool {
 	return !l.stale && (l.expires.IsZero() || now.Before(l.expires))
 }
 
-func (l *leaseState) label() string {
-	if l.stale {
+// alive reports whether Vault still honours the lease at now, as far as the
+// provider knows.
+func (l *leaseState) alive(now time.Time) bool {
+	return l.expires.IsZero() || now.Before(l.expires)
+}
+
+// label is "lease-N" while the lease is healthy and "lease-(N+1)", the
+// label of the credentials the next Fetch reads, once it is not.
+func (l *leaseState) label(now time.Time) string {
+	if !l.healthy(now) {
 		return "lease-" + strconv.Itoa(l.gen+1)
 	}
 	return "lease-" + strconv.Itoa(l.gen)
 }
 
-func (l *leaseState) result() providers.Result {
-	return providers.Result{Fields: cloneFields(l.fields), Version: l.label(), Expires: l.expires}
+func (l *leaseState) result(now time.Time) providers.Result {
+	return providers.Result{Fields: cloneFields(l.fields), Version: l.label(now), Expires: l.expires}
 }
 
 // readLeased reads a path of a non-KV engine, holding on to its lease.
 func (p *provider) readLeased(ctx context.Context, c *api.Client, path string, m mountInfo) (providers.Result, error) {
-	// Renew first when due, so that a caller that only fetches (at the
-	// lease's Expires, say) keeps the lease alive too.
-	if _, err := p.leaseLabel(ctx, c, path); err != nil {
-		return providers.Result{}, err
-	}
 	p.leaseMu.Lock()
 	if l := p.leases[path]; l != nil && l.healthy(p.now()) {
-		res := l.result()
+		res := l.result(p.now())
 		p.leaseMu.Unlock()
 		return res, nil
 	}
@@ -116,48 +131,132 @@ func (p *provider) readLeased(ctx context.Context, c *api.Client, path string, m
 	}
 	p.leases[path] = l
 	p.held = append(p.held, l)
-	return l.result(), nil
+	return l.result(now), nil
 }
 
-// leaseLabel renews the lease of path when it is due and returns its label.
-// A path never read, or read without a lease, cannot be told: "".
-func (p *provider) leaseLabel(ctx context.Context, c *api.Client, path string) (string, error) {
+// leaseLabel is the label of the lease held for path, without contacting
+// Vault. A path never read, or read without a lease, cannot be told: "".
+func (p *provider) leaseLabel(path string) string {
 	p.leaseMu.Lock()
+	defer p.leaseMu.Unlock()
 	l := p.leases[path]
 	if l == nil {
-		p.leaseMu.Unlock()
-		return "", nil
+		return ""
 	}
-	now := p.now()
-	due := !l.stale && !l.renewAt.IsZero() && !now.Before(l.renewAt)
-	if due && (!l.renewable || !now.Before(l.expires)) {
-		l.stale = true
-		due = false
-	}
-	id, inc := l.id, l.increment
-	p.leaseMu.Unlock()
-	if !due {
-		p.leaseMu.Lock()
-		defer p.leaseMu.Unlock()
-		return l.label(), nil
-	}
+	return l.label(p.now())
+}
 
-	if err := p.acquire(ctx); err != nil {
-		return "", err
+// HoldsLeases reports whether a lease read during the run is alive and
+// something is still to be done about it while the child uses it: renewing
+// it, or revoking it on exit. The login token does not count.
+func (p *provider) HoldsLeases() bool {
+	now := p.now()
+	p.leaseMu.Lock()
+	defer p.leaseMu.Unlock()
+	for _, l := range p.held {
+		if l.alive(now) && (p.revoke || l.renewable && !l.stale) {
+			return true
+		}
 	}
-	s, err := c.Sys().RenewWithContext(ctx, id, int(inc/time.Second))
+	return false
+}
+
+// Renew renews the token and then the leases that are past their renewal
+// point, and reports when to call it again and which leases are expiring;
+// see the comment at the top of this file.
+func (p *provider) Renew(ctx context.Context) (providers.Renewal, error) {
+	if err := p.renewToken(ctx); err != nil {
+		return providers.Renewal{}, err
+	}
+	if err := p.renewLeases(ctx); err != nil {
+		return providers.Renewal{}, err
+	}
+	return p.renewal(), nil
+}
+
+// renewToken learns the token's TTL once and renews or replaces the token
+// when it is due.
+func (p *provider) renewToken(ctx context.Context) error {
+	p.authMu.Lock()
+	defer p.authMu.Unlock()
+	if p.tok == nil {
+		// Nothing fetched yet, or closed.
+		return nil
+	}
+	c, err := p.apiClient()
+	if err != nil {
+		return err
+	}
+	if !p.tok.known && !p.tok.noLookup {
+		if err := p.learnTokenLocked(ctx, c); err != nil {
+			if ctx.Err() != nil || isUnavailable(err) {
+				return p.describe(ctx, "look up the token", err)
+			}
+			// A token that may not look itself up (rare) is simply not
+			// renewed.
+			p.tok.noLookup = true
+		}
+	}
+	return p.refreshTokenLocked(ctx, c)
+}
+
+// renewLeases renews every current lease past its renewal point, at most
+// max_concurrency at a time. A lease that cannot be renewed is marked
+// stale; an outage leaves it as it was and is returned.
+func (p *provider) renewLeases(ctx context.Context) error {
+	now := p.now()
+	var due []*leaseState
+	p.leaseMu.Lock()
+	for _, l := range p.leases {
+		if l.stale || l.renewAt.IsZero() || now.Before(l.renewAt) {
+			continue
+		}
+		if !l.renewable || !now.Before(l.expires) {
+			l.stale = true
+			continue
+		}
+		due = append(due, l)
+	}
+	p.leaseMu.Unlock()
+	if len(due) == 0 {
+		return nil
+	}
+	c, err := p.apiClient()
+	if err != nil {
+		return err
+	}
+	errs := make([]error, len(due))
+	var wg sync.WaitGroup
+	for i, l := range due {
+		wg.Go(func() { errs[i] = p.renewLease(ctx, c, l) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			// The same outage, as many times as there are leases: once is
+			// enough.
+			return err
+		}
+	}
+	return nil
+}
+
+// renewLease asks Vault for another TTL of l.
+func (p *provider) renewLease(ctx context.Context, c *api.Client, l *leaseState) error {
+	op := "renew the lease of " + l.path
+	if err := p.acquire(ctx); err != nil {
+		return fmt.Errorf("vault %q: %s: %w", p.name, op, err)
+	}
+	s, err := c.Sys().RenewWithContext(ctx, l.id, int(l.increment/time.Second))
 	p.release()
 	if err != nil && (isUnavailable(err) || ctx.Err() != nil) {
 		// An outage is not a reason to rotate: the caller keeps the last
 		// good values and retries.
-		return "", p.describe(ctx, "renew the lease of "+path, err)
+		return p.describe(ctx, op, err)
 	}
 	p.leaseMu.Lock()
 	defer p.leaseMu.Unlock()
-	if p.leases[path] != l {
-		return p.leases[path].label(), nil
-	}
-	now = p.now()
+	now := p.now()
 	switch {
 	case err != nil || s == nil:
 		// Revoked, expired or otherwise refused: fetch new credentials.
@@ -165,20 +264,51 @@ func (p *provider) leaseLabel(ctx context.Context, c *api.Client, path string) (
 	default:
 		granted := time.Duration(s.LeaseDuration) * time.Second
 		l.expires = now.Add(granted)
-		if granted*3 < inc*2 {
+		if granted*3 < l.increment*2 {
 			// Capped by the max TTL: this lease ends soon whatever we do.
 			l.stale = true
 		} else {
 			l.renewAt = now.Add(renewPoint(granted))
 		}
 	}
-	return l.label(), nil
+	return nil
+}
+
+// renewal is what is held now: the earliest renewal point of the token and
+// of the healthy leases, and the current leases that are stale.
+func (p *provider) renewal() providers.Renewal {
+	var r providers.Renewal
+	earliest := func(t time.Time) {
+		if !t.IsZero() && (r.Next.IsZero() || t.Before(r.Next)) {
+			r.Next = t
+		}
+	}
+	p.authMu.Lock()
+	if p.tok != nil {
+		earliest(p.tok.renewAt)
+	}
+	p.authMu.Unlock()
+	now := p.now()
+	p.leaseMu.Lock()
+	for path, l := range p.leases {
+		switch {
+		case l.stale:
+			r.Expiring = append(r.Expiring, providers.Expiring{Ref: path, Expires: l.expires})
+		case l.alive(now):
+			earliest(l.renewAt)
+		}
+	}
+	p.leaseMu.Unlock()
+	slices.SortFunc(r.Expiring, func(a, b providers.Expiring) int { return strings.Compare(a.Ref, b.Ref) })
+	return r
 }
 
 // Close revokes the leases read during the run and the tokens obtained by
 // logging in, unless revoke_on_exit is false. Revoking a token revokes the
 // leases created with it, which covers a token whose policies do not allow
-// revoking single leases.
+// revoking single leases. A token the user gave is not revoked. Close sends
+// nothing when nothing was fetched, and a second call has nothing left to
+// give back.
 func (p *provider) Close(ctx context.Context) error {
 	if !p.revoke {
 		return nil
@@ -196,8 +326,15 @@ func (p *provider) Close(ctx context.Context) error {
 		return err
 	}
 
+	now := p.now()
+	var held []*leaseState
 	p.leaseMu.Lock()
-	held := p.held
+	for _, l := range p.held {
+		// One that ran out is gone already, and so are its credentials.
+		if l.alive(now) {
+			held = append(held, l)
+		}
+	}
 	p.held = nil
 	p.leases = map[string]*leaseState{}
 	p.leaseMu.Unlock()

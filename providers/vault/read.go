@@ -405,7 +405,7 @@ func (p *provider) versionOf(ctx context.Context, c *api.Client, path, version s
 		// KV v1 keeps no versions: the caller compares values.
 		return "", nil
 	}
-	return p.leaseLabel(ctx, c, path)
+	return p.leaseLabel(path), nil
 }
 
 // absent labels a KV v2 secret that does not exist (any more).
@@ -457,14 +457,13 @@ func (p *provider) kv2Label(ctx context.Context, c *api.Client, path string, m m
 
 // Versions labels each source's current version cheaply: the metadata's
 // current_version for KV v2, "" for KV v1 (cannot tell: compare values), and
-// a lease generation for leased secrets, renewing leases (and the token)
-// that are due; see leaseLabel.
+// a lease generation for leased secrets, which asks Vault nothing. It renews
+// nothing; Renew does.
 func (p *provider) Versions(ctx context.Context, sources []*providers.Source) ([]string, error) {
 	c, err := p.ready(ctx)
 	if err != nil {
 		return nil, err
 	}
-	p.knowToken(ctx)
 	out := make([]string, len(sources))
 	err = runJobs(ctx, group(sources), func(ctx context.Context, j *job) error {
 		label, err := p.versionOf(ctx, c, j.path, j.version)

@@ -33,13 +33,15 @@ type fakeVault struct {
 	renewGrant int
 	// tokenGrant is the lease_duration a token renewal returns.
 	tokenGrant int
-	leases     int
-	logins     int
-	server     *httptest.Server
+	// leaseRenewable is whether the leases of database/creds/app are.
+	leaseRenewable bool
+	leases         int
+	logins         int
+	server         *httptest.Server
 }
 
 func newFakeVault(t *testing.T) *fakeVault {
-	f := &fakeVault{namespaces: map[string]bool{}, tokens: map[string]bool{}, bodies: map[string]map[string]any{}, renewGrant: 60, tokenGrant: 3600}
+	f := &fakeVault{namespaces: map[string]bool{}, tokens: map[string]bool{}, bodies: map[string]map[string]any{}, renewGrant: 60, tokenGrant: 3600, leaseRenewable: true}
 	f.server = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.server.Close)
 	return f
@@ -69,7 +71,7 @@ func (f *fakeVault) serve(w http.ResponseWriter, r *http.Request) {
 		reply(map[string]any{"data": map[string]any{"data": map[string]any{"A": "b"}, "metadata": map[string]any{"version": 1}}})
 	case p == "database/creds/app":
 		f.leases++
-		reply(map[string]any{"lease_id": fmt.Sprintf("database/creds/app/%d", f.leases), "lease_duration": 60, "renewable": true,
+		reply(map[string]any{"lease_id": fmt.Sprintf("database/creds/app/%d", f.leases), "lease_duration": 60, "renewable": f.leaseRenewable,
 			"data": map[string]any{"username": fmt.Sprintf("u%d", f.leases), "password": "p"}})
 	case p == "sys/leases/renew":
 		reply(map[string]any{"lease_id": body["lease_id"], "lease_duration": f.renewGrant, "renewable": true})
@@ -223,18 +225,34 @@ func TestLeaseNearMaxTTLRotates(t *testing.T) {
 		t.Fatalf("first read: %q %v", r.Version, r.Err)
 	}
 	offset = 45 * time.Second
-	f.renewGrant = 60
-	if got := versionsOf(t, p, src); got[0] != "lease-1" || f.count("PUT /v1/sys/leases/renew") != 1 {
-		t.Fatalf("full renewal: label %q, renewals %d", got[0], f.count("PUT /v1/sys/leases/renew"))
+	ren := renew(t, p)
+	if n := f.count("PUT /v1/sys/leases/renew"); n != 1 || len(ren.Expiring) != 0 {
+		t.Fatalf("full renewal: renewals %d, expiring %v", n, ren.Expiring)
+	}
+	if got := versionsOf(t, p, src); got[0] != "lease-1" {
+		t.Fatalf("after a full renewal, label %q, want lease-1", got[0])
 	}
 	// Vault grants less than asked: the max TTL is near. Rotate.
 	offset = 90 * time.Second
+	f.mu.Lock()
 	f.renewGrant = 12
+	f.mu.Unlock()
+	ren = renew(t, p)
+	if len(ren.Expiring) != 1 || ren.Expiring[0].Ref != "database/creds/app" {
+		t.Fatalf("capped renewal: expiring %v, want database/creds/app", ren.Expiring)
+	}
+	if d := ren.Expiring[0].Expires.Sub(p.now()); d < 11*time.Second || d > 13*time.Second {
+		t.Errorf("expiring lease ends in %v, want the 12s Vault granted", d)
+	}
+	if !ren.Next.IsZero() {
+		t.Errorf("Next = %v, want zero: nothing left to renew", ren.Next)
+	}
 	if got := versionsOf(t, p, src); got[0] != "lease-2" {
 		t.Fatalf("capped renewal: label %q, want lease-2", got[0])
 	}
 	// No more renewals of a lease marked for replacement.
-	versionsOf(t, p, src)
+	offset = 95 * time.Second
+	renew(t, p)
 	if n := f.count("PUT /v1/sys/leases/renew"); n != 2 {
 		t.Errorf("renewals = %d, want 2", n)
 	}
@@ -244,6 +262,9 @@ func TestLeaseNearMaxTTLRotates(t *testing.T) {
 	}
 	if got := versionsOf(t, p, src); got[0] != "lease-2" {
 		t.Errorf("label after the fresh read = %q, want lease-2", got[0])
+	}
+	if ren := renew(t, p); len(ren.Expiring) != 0 || ren.Next.IsZero() {
+		t.Errorf("after the fresh read: expiring %v, next %v; want none and a renewal point", ren.Expiring, ren.Next)
 	}
 }
 
@@ -270,19 +291,45 @@ func TestKubernetesLoginAndTokenRenewal(t *testing.T) {
 	if !tokens["k8s-token-1"] {
 		t.Errorf("the login token was not used: %v", tokens)
 	}
+	// Only the token is held, and the child does not use it.
+	if p.HoldsLeases() {
+		t.Error("HoldsLeases with only a login token")
+	}
+	ren := renew(t, p)
+	if d := ren.Next.Sub(p.now()); d < 30*time.Minute || d > 50*time.Minute {
+		t.Errorf("Next in %v, want about two thirds of the token's hour", d)
+	}
 
-	// Past two thirds of the token's hour: renewed in place.
+	// Past two thirds of the token's hour: Versions and Fetch leave it be,
+	// Renew renews it in place.
 	offset = 50 * time.Minute
 	versionsOf(t, p, src)
+	fetchOne(t, p, "path: secret/app")
+	if n := f.count("PUT /v1/auth/token/renew-self"); n != 0 {
+		t.Fatalf("token renewals by Versions and Fetch = %d, want 0", n)
+	}
+	renew(t, p)
 	if n := f.count("PUT /v1/auth/token/renew-self"); n != 1 {
 		t.Fatalf("token renewals = %d, want 1", n)
 	}
 	// The renewal falls short (max TTL): log in again.
 	offset = 100 * time.Minute
+	f.mu.Lock()
 	f.tokenGrant = 60
-	versionsOf(t, p, src)
-	if f.logins != 2 || p.tok.token != "k8s-token-2" {
-		t.Errorf("logins = %d, want a second login when the token cannot be renewed", f.logins)
+	f.mu.Unlock()
+	renew(t, p)
+	if f.count("PUT /v1/auth/k8s-prod/login") != 2 || p.tok.token != "k8s-token-2" {
+		t.Errorf("logins = %d, want a second login when the token cannot be renewed", f.count("PUT /v1/auth/k8s-prod/login"))
+	}
+
+	// Renew is not called in time and the token runs out: a Fetch logs in
+	// again rather than failing.
+	offset = 100*time.Minute + 2*time.Hour
+	if r := fetchOne(t, p, "path: secret/app"); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	if f.count("PUT /v1/auth/k8s-prod/login") != 3 || p.tok.token != "k8s-token-3" {
+		t.Errorf("logins = %d, want a third login for a Fetch with an expired token", f.count("PUT /v1/auth/k8s-prod/login"))
 	}
 }
 
@@ -303,18 +350,118 @@ func TestGitHubOIDCNeedsPermission(t *testing.T) {
 	}
 }
 
-func TestFetchAloneRenewsADueLease(t *testing.T) {
+func TestFetchAndVersionsRenewNothing(t *testing.T) {
 	f := newFakeVault(t)
 	p := newProvider(t, "{}", newEnv(map[string]string{"VAULT_ADDR": f.server.URL, "VAULT_TOKEN": "t"}))
 	offset := time.Duration(0)
 	p.now = func() time.Time { return time.Now().Add(offset) }
+	src := source(t, p, "path: database/creds/app")
 	first := fetchOne(t, p, "path: database/creds/app")
 	offset = 45 * time.Second
 	again := fetchOne(t, p, "path: database/creds/app")
+	versionsOf(t, p, src)
+	if n := f.count("PUT /v1/sys/leases/renew"); n != 0 {
+		t.Fatalf("Fetch and Versions past the renewal point renewed %d times, want 0", n)
+	}
+	if values(again)["username"] != values(first)["username"] || !again.Expires.Equal(first.Expires) {
+		t.Error("a Fetch of a healthy lease changed it")
+	}
+	ren := renew(t, p)
 	if f.count("PUT /v1/sys/leases/renew") != 1 {
-		t.Fatal("a Fetch past the renewal point did not renew")
+		t.Fatal("Renew past the renewal point did not renew")
 	}
-	if values(again)["username"] != values(first)["username"] || !again.Expires.After(first.Expires) {
-		t.Errorf("after renewal: same user %v, expires moved %v", values(again)["username"] == values(first)["username"], again.Expires.Sub(first.Expires))
+	renewed := fetchOne(t, p, "path: database/creds/app")
+	if values(renewed)["username"] != values(first)["username"] || !renewed.Expires.After(first.Expires) {
+		t.Errorf("after renewal: same user %v, expires moved %v", values(renewed)["username"] == values(first)["username"], renewed.Expires.Sub(first.Expires))
 	}
+	// Nothing is due now: an early call asks Vault nothing and says the same.
+	f.mu.Lock()
+	before := len(f.requests)
+	f.mu.Unlock()
+	if early := renew(t, p); !early.Next.Equal(ren.Next) || len(early.Expiring) != 0 {
+		t.Errorf("early Renew: next %v, want %v", early.Next, ren.Next)
+	}
+	f.mu.Lock()
+	after := f.requests[before:]
+	f.mu.Unlock()
+	if len(after) != 0 {
+		t.Errorf("Renew with nothing due sent %v", after)
+	}
+}
+
+func TestRenewOutageGivesNothingUp(t *testing.T) {
+	f := newFakeVault(t)
+	p := newProvider(t, "{}", newEnv(map[string]string{"VAULT_ADDR": f.server.URL, "VAULT_TOKEN": "t", "VAULT_MAX_RETRIES": "0"}))
+	offset := time.Duration(0)
+	p.now = func() time.Time { return time.Now().Add(offset) }
+	src := source(t, p, "path: database/creds/app")
+	first := fetchOne(t, p, "path: database/creds/app")
+	renew(t, p)
+	f.server.Close()
+	offset = 45 * time.Second
+	if _, err := p.Renew(context.Background()); !errors.Is(err, providers.ErrUnavailable) {
+		t.Fatalf("Renew with Vault gone: got %v, want ErrUnavailable", err)
+	}
+	if got := versionsOf(t, p, src); got[0] != "lease-1" {
+		t.Errorf("after an outage, label %q, want lease-1: an outage is no reason to rotate", got[0])
+	}
+	if r := fetchOne(t, p, "path: database/creds/app"); values(r)["username"] != values(first)["username"] {
+		t.Error("after an outage, Fetch gave up the held credentials")
+	}
+}
+
+func TestHoldsLeases(t *testing.T) {
+	for _, tc := range []struct {
+		yaml      string
+		renewable bool
+		want      bool
+	}{
+		{"{}", true, true},
+		{"{}", false, true},
+		{"revoke_on_exit: false", true, true},
+		// Nothing to renew and nothing to revoke: nothing to stay for.
+		{"revoke_on_exit: false", false, false},
+	} {
+		f := newFakeVault(t)
+		f.leaseRenewable = tc.renewable
+		p := newProvider(t, tc.yaml, newEnv(map[string]string{"VAULT_ADDR": f.server.URL, "VAULT_TOKEN": "t"}))
+		if p.HoldsLeases() {
+			t.Fatal("HoldsLeases before any Fetch")
+		}
+		fetchOne(t, p, "path: secret/app")
+		if p.HoldsLeases() {
+			t.Fatal("HoldsLeases after reading only KV")
+		}
+		fetchOne(t, p, "path: database/creds/app")
+		if got := p.HoldsLeases(); got != tc.want {
+			t.Errorf("%s, renewable %v: HoldsLeases = %v, want %v", tc.yaml, tc.renewable, got, tc.want)
+		}
+	}
+}
+
+func TestRenewAndCloseBeforeFetch(t *testing.T) {
+	f := newFakeVault(t)
+	p := newProvider(t, "{}", newEnv(map[string]string{"VAULT_ADDR": f.server.URL, "VAULT_TOKEN": "t"}))
+	ren, err := p.Renew(context.Background())
+	if err != nil || !ren.Next.IsZero() || len(ren.Expiring) != 0 {
+		t.Errorf("Renew before Fetch: %+v, %v", ren, err)
+	}
+	for range 2 {
+		if err := p.Close(context.Background()); err != nil {
+			t.Errorf("Close before Fetch: %v", err)
+		}
+	}
+	if len(f.requests) != 0 {
+		t.Errorf("requests before any Fetch: %v", f.requests)
+	}
+}
+
+// renew calls Renew and fails the test on an error.
+func renew(t *testing.T, p providers.Holder) providers.Renewal {
+	t.Helper()
+	r, err := p.Renew(context.Background())
+	if err != nil {
+		t.Fatalf("Renew: %v", err)
+	}
+	return r
 }

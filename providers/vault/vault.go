@@ -1,12 +1,12 @@
 // Package vault is secretrun's provider for HashiCorp Vault and OpenBao: KV
 // v1 and v2 secrets read by the paths users give `vault kv get`, and leased
-// (dynamic) secrets such as database/creds/<role>, renewed while secretrun
-// runs and revoked when it exits.
+// (dynamic) secrets such as database/creds/<role>, renewed (Renew) while
+// secretrun runs and revoked (Close) when it exits.
 //
 // The provider talks to Vault through one api.Client, built from settings and
 // the standard VAULT_* variables read through providers.Env, never from the
 // process environment directly. Nothing touches the network before the first
-// Fetch, Versions or Login.
+// Fetch, Versions or Login; Renew and Close before a Fetch do nothing.
 package vault
 
 import (
@@ -99,8 +99,8 @@ type provider struct {
 	revoke bool
 	now    func() time.Time
 
-	// sem bounds the requests in flight, across concurrent Fetch and
-	// Versions calls alike.
+	// sem bounds the requests in flight, across concurrent Fetch, Versions,
+	// Renew and Close calls alike.
 	sem chan struct{}
 
 	httpOnce sync.Once
@@ -129,6 +129,13 @@ type provider struct {
 	// so Versions stops asking.
 	noMetadata sync.Map
 }
+
+var (
+	_ providers.Provider  = (*provider)(nil)
+	_ providers.Versioner = (*provider)(nil)
+	_ providers.Holder    = (*provider)(nil)
+	_ providers.Loginer   = (*provider)(nil)
+)
 
 // New builds a Vault provider from its config block. It validates settings
 // and reads VAULT_* variables through env, and does not contact Vault.

@@ -184,7 +184,9 @@ func freePortPair() (int, error) {
 }
 
 // Postgres is a running PostgreSQL cluster on loopback, with trust
-// authentication for the superuser postgres.
+// authentication for the superuser postgres and password authentication
+// (SCRAM) for every other role, so that a role's password and its VALID
+// UNTIL, which Vault's database engine sets from the lease, are enforced.
 type Postgres struct {
 	Port int
 	bin  string
@@ -205,6 +207,26 @@ func (pg *Postgres) Query(sql string) (string, error) {
 	}
 	return strings.TrimSpace(string(out)), nil
 }
+
+// Login connects over TCP as user with password and runs a query, as an
+// application given leased credentials would.
+func (pg *Postgres) Login(user, password string) error {
+	cmd := exec.Command(filepath.Join(pg.bin, "psql"), "-h", "127.0.0.1", "-p", strconv.Itoa(pg.Port),
+		"-U", user, "-d", "postgres", "-w", "-tAc", "SELECT 1")
+	cmd.Env = append(os.Environ(), "PGPASSWORD="+password, "PGCONNECT_TIMEOUT=5")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("psql as %s: %w: %s", user, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// hba lets postgres in without a password (Vault's connection and Query)
+// and asks everyone else for theirs.
+const hba = `local all all trust
+host all postgres 127.0.0.1/32 trust
+host all all 127.0.0.1/32 scram-sha-256
+`
 
 // StartPostgres creates a cluster in a temporary directory and starts it on
 // a free loopback port. initdb refuses to run as root, so as root the
@@ -261,6 +283,11 @@ func StartPostgres() (*Postgres, func(), error) {
 	data := filepath.Join(dir, "data")
 	pg := &Postgres{Port: port, bin: bin}
 	if err := run(filepath.Join(bin, "initdb"), "-D", data, "-A", "trust", "-U", "postgres"); err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	// Rewriting the file keeps its owner, the cluster's user.
+	if err := os.WriteFile(filepath.Join(data, "pg_hba.conf"), []byte(hba), 0o600); err != nil {
 		os.RemoveAll(dir)
 		return nil, nil, err
 	}
