@@ -47,13 +47,13 @@ package awssm
 import (
 	"fmt"
 	"net/http"
-	"net/url"
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/smithy-go/middleware"
 
 	"github.com/secretrun/secretrun/providers"
+	"github.com/secretrun/secretrun/providers/internal/awsconf"
 )
 
 // TypeName is the value of `type:` for this provider.
@@ -66,16 +66,6 @@ func Type() providers.Type {
 	}}
 }
 
-// settings is the provider's block in the config.
-type settings struct {
-	Region        string `yaml:"region"`
-	Profile       string `yaml:"profile"`
-	Endpoint      string `yaml:"endpoint"`
-	AssumeRoleARN string `yaml:"assume_role_arn"`
-	ExternalID    string `yaml:"external_id"`
-	SessionName   string `yaml:"session_name"`
-}
-
 // hooks let tests watch and shape the client's traffic.
 type hooks struct {
 	httpClient *http.Client
@@ -84,7 +74,7 @@ type hooks struct {
 
 type provider struct {
 	name  string
-	set   settings
+	set   awsconf.Settings
 	env   providers.Env
 	hooks hooks
 
@@ -107,36 +97,17 @@ type conn struct {
 }
 
 func newProvider(name string, opts providers.Options, env providers.Env, h hooks) (*provider, error) {
-	var s settings
+	var s awsconf.Settings
 	if err := opts.Decode(&s); err != nil {
 		return nil, err
 	}
-	switch {
-	case s.ExternalID != "" && s.AssumeRoleARN == "":
-		return nil, fmt.Errorf("`external_id` needs `assume_role_arn`")
-	case s.SessionName != "" && s.AssumeRoleARN == "":
-		return nil, fmt.Errorf("`session_name` needs `assume_role_arn`")
-	}
-	if s.Endpoint != "" {
-		if err := checkEndpoint(s.Endpoint); err != nil {
-			return nil, fmt.Errorf("endpoint: %w", err)
-		}
+	if err := s.Check(); err != nil {
+		return nil, err
 	}
 	if env.Getenv == nil {
 		env.Getenv = func(string) string { return "" }
 	}
 	return &provider{name: name, set: s, env: env, hooks: h}, nil
-}
-
-func checkEndpoint(s string) error {
-	u, err := url.Parse(s)
-	if err != nil {
-		return err
-	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("%q is not an http or https URL", s)
-	}
-	return nil
 }
 
 // ref is what one source reads.

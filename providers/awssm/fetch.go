@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 
 	"github.com/secretrun/secretrun/providers"
+	"github.com/secretrun/secretrun/providers/internal/awsconf"
 )
 
 const (
@@ -369,22 +370,7 @@ func (c *conn) refuseList() {
 }
 
 // parallel runs f(0) ... f(n-1), at most parallelCalls at a time.
-func parallel(n int, f func(i int)) {
-	if n == 1 {
-		f(0)
-		return
-	}
-	sem := make(chan struct{}, parallelCalls)
-	var wg sync.WaitGroup
-	for i := range n {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			f(i)
-		})
-	}
-	wg.Wait()
-}
+func parallel(n int, f func(i int)) { awsconf.Parallel(n, parallelCalls, f) }
 
 func unique(ids []string) []string {
 	seen := make(map[string]bool, len(ids))
