@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"time"
 )
@@ -35,9 +36,9 @@ func (e *StartError) Error() string {
 func (e *StartError) Unwrap() error { return e.Err }
 
 // Supervisor runs the child and stays its parent: it forwards signals,
-// passes the exit status through and, as PID 1, reaps orphans. With Watch
-// set it also polls the secrets and restarts, signals or stops the child
-// when they rotate.
+// passes the exit status through and, as PID 1, reaps orphans. Rotations,
+// when it is given a stream of them, restart, signal or stop the child as
+// Policy says.
 type Supervisor struct {
 	Command Command
 	// Stdin, Stdout and Stderr are the child's standard streams. An
@@ -58,10 +59,47 @@ type Supervisor struct {
 	// OutputDrain bounds how long output is still copied after the child
 	// exits, when a grandchild keeps its pipe open.
 	OutputDrain time.Duration
-	// Watch, when set, turns rotation on.
-	Watch *Watch
-	// Log receives rotation and outage events; nil discards them.
+	// Rotations are new environments for the child, from the watch; nil
+	// when nothing is watched.
+	Rotations <-chan Rotation
+	// Policy says what a rotation does to the child.
+	Policy Policy
+	// Log receives rotation events; nil discards them.
 	Log *slog.Logger
+}
+
+// Policy is what the supervisor does when the secrets rotate: the
+// `on_change` settings.
+type Policy struct {
+	OnChange Action
+	// Signal is sent to the child with ActionSignal.
+	Signal os.Signal
+	// Splay delays each action by a random time up to Splay, so that a
+	// fleet that sees a rotation together does not restart together.
+	Splay time.Duration
+	// Interval is the watch interval, the first gap between restarts that
+	// keep coming (see restartGuard).
+	Interval time.Duration
+	// OnRotate, when set, is called with the new secrets before the child
+	// is restarted or signalled with them, for instance to mask the new
+	// values in the child's output too.
+	OnRotate func(*Secrets)
+
+	// rand returns a number in [0, 1); tests make it predictable.
+	rand func() float64
+}
+
+func (p *Policy) random() float64 {
+	if p.rand != nil {
+		return p.rand()
+	}
+	return rand.Float64()
+}
+
+func (p *Policy) rotated(s *Secrets) {
+	if p.OnRotate != nil {
+		p.OnRotate(s)
+	}
 }
 
 // status is how a process ended, as an exit status in the shell's
@@ -71,10 +109,12 @@ type status int
 // ErrNoCommand is returned when there is nothing to run.
 var ErrNoCommand = errors.New("no command given; put it after --, as in: secretrun -- npm start")
 
-// ErrExitOnChange is returned by Run when the secrets rotated with
-// on_change: exit and the child was stopped for it, so that secretrun exits
-// with a status of its own and an orchestrator restarts it.
-var ErrExitOnChange = errors.New("the secrets rotated; the command was stopped (on_change: exit)")
+// ExitRotated is the exit status after on_change: exit stopped the child
+// because its secrets rotated. Like timeout(1)'s 124, it is none of the
+// child's statuses that secretrun passes through (125-127 are its own
+// failures, 128+N a signal), so an orchestrator can tell it apart and
+// restart the container, which then starts with the new secrets.
+const ExitRotated = 124
 
 const defaultStopTimeout = 10 * time.Second
 
@@ -104,8 +144,6 @@ type loop struct {
 	// terminating reports whether a signal asks the child to end, which
 	// cancels a restart in progress: the user wants it gone.
 	terminating func(os.Signal) bool
-	// rotations come from the watcher; nil when not watching.
-	rotations <-chan rotation
 }
 
 func (s *Supervisor) logger() *slog.Logger {
@@ -156,161 +194,216 @@ func startPipes(writers ...io.Writer) (files []*os.File, parentEnds []*os.File, 
 	return files, parentEnds, done, nil
 }
 
+// The supervisor's states. Every event (a signal, the child's exit, a
+// rotation, a timer) is handled by the state the supervisor is in, and only
+// supervise moves it from one state to another.
+type state int
+
+const (
+	// running: the child runs with the current secrets; a rotation may be
+	// pending, waiting for its splay or for the restart gap.
+	running state = iota
+	// restarting: the child was asked to stop so that a new one starts
+	// with newer secrets.
+	restarting
+	// exiting: the child was asked to stop for on_change: exit; secretrun
+	// ends when it has.
+	exiting
+	// ending: the child was asked to end by a signal the user sent; its
+	// exit ends secretrun, and nothing starts after it.
+	ending
+)
+
+func (s state) String() string {
+	return [...]string{"running", "restarting", "exiting", "ending"}[s]
+}
+
+// supervisor is the state of one supervise call.
+type supervisor struct {
+	*Supervisor
+	l     loop
+	log   *slog.Logger
+	state state
+	cur   process
+	// pending is a rotation waiting for its splay or the restart gap, in
+	// state running; next is the one a restarting child is replaced for.
+	pending, next *Rotation
+	actTimer      *time.Timer
+	actC          <-chan time.Time
+	stopTimer     *time.Timer
+	stopC         <-chan time.Time
+	stopTimeout   time.Duration
+	storm         restartGuard
+}
+
 // supervise runs the child until it exits for its own reasons, and carries
-// out the rotations the watcher reports. It is the one place that decides
-// what happens to the child; the OS files only start, signal and wait.
+// out the rotations it receives. It is the one place that decides what
+// happens to the child; the OS files only start, signal and wait.
 func (s *Supervisor) supervise(l loop) (int, error) {
-	log := s.logger()
-	cur, err := l.launch(s.Command.Env)
-	if err != nil {
+	sv := &supervisor{Supervisor: s, l: l, log: s.logger(), stopTimeout: s.StopTimeout, storm: newRestartGuard(s.Policy.Interval)}
+	if sv.stopTimeout <= 0 {
+		sv.stopTimeout = defaultStopTimeout
+	}
+	var err error
+	if sv.cur, err = l.launch(s.Command.Env); err != nil {
 		return 0, err
 	}
-	stopTimeout := s.StopTimeout
-	if stopTimeout <= 0 {
-		stopTimeout = defaultStopTimeout
-	}
-	var (
-		w = s.Watch
-		// pending is a rotation waiting for its splay or the restart gap;
-		// next is the one a stopping child is replaced for.
-		pending, next *rotation
-		actTimer      *time.Timer
-		actC          <-chan time.Time
-		stopTimer     *time.Timer
-		stopC         <-chan time.Time
-		stopping      bool
-		exitAfterStop bool
-		storm         restartGuard
-	)
-	if w != nil {
-		storm = newRestartGuard(w.Interval)
-	}
-	cancelPending := func() {
-		pending = nil
-		if actTimer != nil {
-			actTimer.Stop()
-			actC = nil
-		}
-	}
-	beginStop := func() {
-		stopping = true
-		if s.StopSignal == nil || cur.signal(s.StopSignal) != nil {
-			_ = cur.kill()
-			return
-		}
-		stopTimer = time.NewTimer(stopTimeout)
-		stopC = stopTimer.C
-	}
-	act := func(r *rotation) {
-		pid := cur.pid()
-		switch w.OnChange {
-		case ActionRestart:
-			log.Info(fmt.Sprintf("rotation: %s; restarting pid %d", r.describe(), pid), r.attrs("restart", pid)...)
-			next = r
-			w.rotated(r.secrets)
-			beginStop()
-		case ActionSignal:
-			log.Info(fmt.Sprintf("rotation: %s; sending %s to pid %d", r.describe(), signalName(w.Signal), pid), r.attrs("signal", pid)...)
-			w.rotated(r.secrets)
-			if err := cur.signal(w.Signal); err != nil {
-				log.Warn(fmt.Sprintf("rotation: cannot send %s to pid %d: %v", signalName(w.Signal), pid, err))
-			}
-		case ActionExit:
-			log.Info(fmt.Sprintf("rotation: %s; stopping pid %d and exiting (on_change: exit)", r.describe(), pid), r.attrs("exit", pid)...)
-			exitAfterStop = true
-			beginStop()
-		}
-	}
-
+	defer sv.stopTimers()
 	for {
 		select {
 		case sig := <-l.sigs:
-			if !l.forward(sig) {
-				continue
+			sv.signalled(sig)
+		case st := <-sv.cur.exited():
+			if done, code, err := sv.exited(st); done {
+				return code, err
 			}
-			_ = cur.signal(sig)
-			if l.terminating(sig) {
-				// The child is asked to end; its exit ends secretrun, and
-				// nothing is started after it.
-				cancelPending()
-				next = nil
-			}
-
-		case st := <-cur.exited():
-			old := cur.pid() // before finish releases the process
-			cur.finish(s.OutputDrain)
-			if stopTimer != nil {
-				stopTimer.Stop()
-				stopC = nil
-			}
-			switch {
-			case stopping && exitAfterStop:
-				return int(st), ErrExitOnChange
-			case !stopping || next == nil:
-				return int(st), nil
-			}
-			if cur, err = l.launch(next.env); err != nil {
-				return 0, err
-			}
-			log.Info(fmt.Sprintf("restart: pid %d stopped; started pid %d", old, cur.pid()),
-				slog.String("event", "restart"), slog.Int("stopped_pid", old), slog.Int("pid", cur.pid()))
-			storm.restarted(time.Now())
-			stopping, next = false, nil
-
-		case <-stopC:
-			stopC = nil
-			log.Warn(fmt.Sprintf("restart: pid %d did not stop within %s of %s; killing it", cur.pid(), stopTimeout, signalName(s.StopSignal)),
-				slog.String("event", "kill"), slog.Int("pid", cur.pid()))
-			_ = cur.kill()
-
-		case r := <-l.rotations:
-			switch {
-			case w.OnChange == ActionNone:
-				log.Info(fmt.Sprintf("rotation: %s; pid %d keeps its environment (on_change: none)", r.describe(), cur.pid()), r.attrs("none", cur.pid())...)
-				continue
-			case stopping && exitAfterStop:
-				continue
-			case stopping:
-				// The child being replaced gets the newest secrets.
-				next = next.merge(&r)
-				w.rotated(r.secrets)
-				log.Info(fmt.Sprintf("rotation: %s; the restart in progress takes it", r.describe()), r.attrs("restart", cur.pid())...)
-				continue
-			}
-			pending = pending.merge(&r)
-			now := time.Now()
-			at := now
-			if w.Splay > 0 {
-				at = at.Add(time.Duration(w.random() * float64(w.Splay)))
-			}
-			if w.OnChange == ActionRestart {
-				if earliest := storm.earliest(); earliest.After(at) {
-					at = earliest
-					log.Warn(fmt.Sprintf("rotation: %s; restart held back %s (restarts are at least %s apart while rotations keep coming)",
-						r.describe(), at.Sub(now).Round(time.Millisecond), storm.gap), r.attrs("hold", cur.pid())...)
-				}
-			}
-			if actTimer != nil {
-				actTimer.Stop()
-			}
-			if !at.After(now) {
-				p := pending
-				pending, actC = nil, nil
-				act(p)
-				continue
-			}
-			actTimer = time.NewTimer(at.Sub(now))
-			actC = actTimer.C
-
-		case <-actC:
-			actC = nil
-			p := pending
-			pending = nil
-			if p != nil {
-				act(p)
+		case <-sv.stopC:
+			sv.stopC = nil
+			sv.log.Warn(fmt.Sprintf("restart: pid %d did not stop within %s of %s; killing it", sv.cur.pid(), sv.stopTimeout, signalName(s.StopSignal)),
+				slog.String("event", "kill"), slog.Int("pid", sv.cur.pid()))
+			_ = sv.cur.kill()
+		case r := <-s.Rotations:
+			sv.rotation(&r)
+		case <-sv.actC:
+			sv.actC = nil
+			if p := sv.pending; p != nil && sv.state == running {
+				sv.pending = nil
+				sv.act(p)
 			}
 		}
 	}
+}
+
+func (sv *supervisor) stopTimers() {
+	if sv.actTimer != nil {
+		sv.actTimer.Stop()
+	}
+	if sv.stopTimer != nil {
+		sv.stopTimer.Stop()
+	}
+}
+
+// signalled forwards a signal; one that asks the child to end cancels any
+// rotation: the user wants it gone, not replaced.
+func (sv *supervisor) signalled(sig os.Signal) {
+	if !sv.l.forward(sig) {
+		return
+	}
+	_ = sv.cur.signal(sig)
+	if sv.l.terminating(sig) && sv.state != exiting {
+		sv.cancelPending()
+		sv.next = nil
+		sv.state = ending
+	}
+}
+
+// exited handles the child's exit: in state restarting a new child starts;
+// in every other state secretrun ends with the child's status.
+func (sv *supervisor) exited(st status) (done bool, code int, err error) {
+	old := sv.cur.pid() // before finish releases the process
+	sv.cur.finish(sv.OutputDrain)
+	if sv.stopTimer != nil {
+		sv.stopTimer.Stop()
+		sv.stopC = nil
+	}
+	switch sv.state {
+	case exiting:
+		return true, ExitRotated, nil
+	case running, ending:
+		return true, int(st), nil
+	}
+	if sv.cur, err = sv.l.launch(sv.next.Env); err != nil {
+		return true, 0, err
+	}
+	sv.log.Info(fmt.Sprintf("restart: pid %d stopped; started pid %d", old, sv.cur.pid()),
+		slog.String("event", "restart"), slog.Int("stopped_pid", old), slog.Int("pid", sv.cur.pid()))
+	sv.storm.restarted(time.Now())
+	sv.state, sv.next = running, nil
+	return false, 0, nil
+}
+
+// rotation takes a new environment from the watch.
+func (sv *supervisor) rotation(r *Rotation) {
+	p := &sv.Policy
+	switch {
+	case p.OnChange == ActionNone:
+		sv.log.Info(fmt.Sprintf("rotation: %s; pid %d keeps its environment (on_change: none)", r.describe(), sv.cur.pid()), r.attrs("none", sv.cur.pid())...)
+		return
+	case sv.state == exiting || sv.state == ending:
+		return
+	case sv.state == restarting:
+		// The child being replaced gets the newest secrets.
+		sv.next = sv.next.merge(r)
+		p.rotated(r.Secrets)
+		sv.log.Info(fmt.Sprintf("rotation: %s; the restart in progress takes it", r.describe()), r.attrs("restart", sv.cur.pid())...)
+		return
+	}
+	sv.pending = sv.pending.merge(r)
+	now := time.Now()
+	at := now
+	if p.Splay > 0 {
+		at = at.Add(time.Duration(p.random() * float64(p.Splay)))
+	}
+	if p.OnChange == ActionRestart {
+		if earliest := sv.storm.earliest(); earliest.After(at) {
+			at = earliest
+			sv.log.Warn(fmt.Sprintf("rotation: %s; restart held back %s (restarts are at least %s apart while rotations keep coming)",
+				r.describe(), at.Sub(now).Round(time.Millisecond), sv.storm.gap), r.attrs("hold", sv.cur.pid())...)
+		}
+	}
+	if sv.actTimer != nil {
+		sv.actTimer.Stop()
+		sv.actC = nil
+	}
+	if !at.After(now) {
+		pending := sv.pending
+		sv.pending = nil
+		sv.act(pending)
+		return
+	}
+	sv.actTimer = time.NewTimer(at.Sub(now))
+	sv.actC = sv.actTimer.C
+}
+
+func (sv *supervisor) cancelPending() {
+	sv.pending = nil
+	if sv.actTimer != nil {
+		sv.actTimer.Stop()
+		sv.actC = nil
+	}
+}
+
+// act applies on_change to the running child.
+func (sv *supervisor) act(r *Rotation) {
+	p := &sv.Policy
+	pid := sv.cur.pid()
+	switch p.OnChange {
+	case ActionRestart:
+		sv.log.Info(fmt.Sprintf("rotation: %s; restarting pid %d", r.describe(), pid), r.attrs("restart", pid)...)
+		sv.next = r
+		p.rotated(r.Secrets)
+		sv.beginStop(restarting)
+	case ActionSignal:
+		sv.log.Info(fmt.Sprintf("rotation: %s; sending %s to pid %d", r.describe(), signalName(p.Signal), pid), r.attrs("signal", pid)...)
+		p.rotated(r.Secrets)
+		if err := sv.cur.signal(p.Signal); err != nil {
+			sv.log.Warn(fmt.Sprintf("rotation: cannot send %s to pid %d: %v", signalName(p.Signal), pid, err))
+		}
+	case ActionExit:
+		sv.log.Info(fmt.Sprintf("rotation: %s; stopping pid %d and exiting (on_change: exit)", r.describe(), pid), r.attrs("exit", pid)...)
+		sv.beginStop(exiting)
+	}
+}
+
+// beginStop asks the child to stop gracefully, moving to state to.
+func (sv *supervisor) beginStop(to state) {
+	sv.state = to
+	if sv.StopSignal == nil || sv.cur.signal(sv.StopSignal) != nil {
+		_ = sv.cur.kill()
+		return
+	}
+	sv.stopTimer = time.NewTimer(sv.stopTimeout)
+	sv.stopC = sv.stopTimer.C
 }
 
 // restartGuard spaces restarts when rotations keep coming, so that a

@@ -3,7 +3,6 @@
 package inject
 
 import (
-	"context"
 	"os"
 	"os/signal"
 	"sync"
@@ -28,11 +27,10 @@ func fromTerminal(sig os.Signal) bool {
 }
 
 // Run starts the child and supervises it until it exits, returning its exit
-// status (128+N when signal N killed it). With Watch set it polls the
-// secrets meanwhile and restarts, signals or stops the child when they
-// rotate; a child stopped for on_change: exit gives ErrExitOnChange. ctx
-// does not stop the child: cancelling it only stops the polling.
-func (s *Supervisor) Run(ctx context.Context) (int, error) {
+// status (128+N when signal N killed it). Rotations restart, signal or stop
+// the child as Policy says; a child stopped for on_change: exit gives
+// ExitRotated.
+func (s *Supervisor) Run() (int, error) {
 	if len(s.Command.Args) == 0 {
 		return 0, ErrNoCommand
 	}
@@ -51,10 +49,6 @@ func (s *Supervisor) Run(ctx context.Context) (int, error) {
 		sigs:        sigs,
 		forward:     func(sig os.Signal) bool { return !foreground || !fromTerminal(sig) },
 		terminating: terminating,
-	}
-	if s.Watch != nil {
-		stop := s.startWatcher(ctx, &l)
-		defer stop()
 	}
 	return s.supervise(l)
 }

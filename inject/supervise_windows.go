@@ -3,7 +3,6 @@
 package inject
 
 import (
-	"context"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -15,17 +14,16 @@ const CanExec = false
 
 // Exec is not possible on Windows; callers supervise instead.
 func Exec(cmd Command) error {
-	_, err := (&Supervisor{Command: cmd}).Run(context.Background())
+	_, err := (&Supervisor{Command: cmd}).Run()
 	return err
 }
 
 // Run starts the child and waits for it, returning its exit code. Ctrl-C
 // reaches every process attached to the console, the child included, so
 // secretrun only ignores it and keeps waiting for the child's own exit.
-// With Watch set it polls the secrets meanwhile; Windows cannot deliver
-// signals other than kill, so a restart or on_change: exit kills the child
-// and on_change: signal fails.
-func (s *Supervisor) Run(ctx context.Context) (int, error) {
+// Windows cannot deliver signals other than kill, so a restart or
+// on_change: exit kills the child and on_change: signal fails.
+func (s *Supervisor) Run() (int, error) {
 	if len(s.Command.Args) == 0 {
 		return 0, ErrNoCommand
 	}
@@ -38,10 +36,6 @@ func (s *Supervisor) Run(ctx context.Context) (int, error) {
 		sigs:        interrupts,
 		forward:     func(os.Signal) bool { return false },
 		terminating: func(os.Signal) bool { return false },
-	}
-	if s.Watch != nil {
-		stop := s.startWatcher(ctx, &l)
-		defer stop()
 	}
 	return s.supervise(l)
 }

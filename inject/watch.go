@@ -6,9 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"os"
+	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/secretrun/secretrun/providers"
@@ -16,31 +15,38 @@ import (
 
 // Rotation
 //
-// With a Watch, the supervisor keeps polling the sources the child was
-// started with and replaces the child's environment when they rotate:
+// With watch on, every provider instance has a poller of its own, so that
+// a hung, failing or slow backend never delays another one's rotation:
 //
 //   - Every Interval, give or take a tenth at random so that a fleet started
-//     together drifts apart, each provider is asked once, with all of its
-//     sources, whether anything changed: providers.Versioner where the
+//     together drifts apart, a poller asks its provider once, with all of
+//     its sources, whether anything changed: providers.Versioner where the
 //     provider implements it, a Fetch and a comparison of values for the
 //     others and for the sources a Versioner cannot tell about (an empty
-//     label). The first labels are taken right after the initial fetch.
+//     label). The first labels are taken right after the initial fetch, and
+//     the first poll compares values, so a write in between is not missed.
+//   - Each poll has a timeout of its own, max(interval, 5s) and at most 30s;
+//     retries inside the provider's SDK count against it.
 //   - A change is left to settle: the labels are asked again after a short
 //     quiet period (a quarter of the interval, at most a second) until two
 //     answers agree, so that several secrets rotated together cost one
-//     restart. Then every source is re-read at once, all or nothing, and the
-//     child's environment rebuilt; when it differs, OnChange is applied.
-//   - A failing backend never touches the child: the last good environment
-//     stays, the outage is logged once when it starts and once when it ends,
-//     and polls back off exponentially (with jitter) from the interval up to
-//     ten intervals, at most five minutes.
-//   - A leased secret (Result.Expires) is also checked at three quarters of
-//     its remaining life, whatever the interval: its provider renews it or,
-//     when it cannot, hands out new credentials, which is a rotation.
-//   - Restarts are graceful (StopSignal, StopTimeout, then SIGKILL) and
-//     spaced by restartGuard. secretrun never restarts a child that exited
-//     by itself: its exit ends secretrun with its status, so a child that
-//     crashes on new secrets cannot turn into a restart loop.
+//     restart. Then that provider's sources are re-read, all or nothing for
+//     that provider, and the child's environment is rebuilt from them and
+//     the last good values of every other provider; when it differs, the
+//     supervisor applies on_change.
+//   - A failing backend never touches the child: the last good values stay,
+//     the outage is logged once when it starts and once when it ends. While
+//     it lasts, the provider is polled every one and a half intervals, with
+//     the same jitter, and the polls that follow a failure wait at most
+//     max(interval, 2s) for an answer (every third one the full timeout, for
+//     a backend that is only slow). That halves nothing a backend sees per
+//     poll but spaces the polls, and once the backend answers again a
+//     rotation pending on it reaches the child within two intervals plus the
+//     restart. A source that cannot be read (deleted, a field gone) keeps
+//     its last good values too, logged once; it rotates when it is back.
+//   - Leases are not the pollers' business: a renewer per provider keeps
+//     them alive (see renew.go), and asks the provider's poller to re-read
+//     at once, without settling, when one cannot be renewed any further.
 
 // Action is what happens to the child when its secrets rotate: the
 // `on_change` setting.
@@ -51,90 +57,42 @@ const (
 	// ActionRestart stops the child gracefully and starts it again with
 	// the new environment.
 	ActionRestart Action = "restart"
-	// ActionSignal sends Watch.Signal to the child. A running process's
+	// ActionSignal sends Policy.Signal to the child. A running process's
 	// environment cannot be changed, so this is for programs that re-read
 	// their secrets another way when signalled; the rotation is logged.
 	ActionSignal Action = "signal"
-	// ActionExit stops the child gracefully and makes Run return
-	// ErrExitOnChange, for an orchestrator to restart secretrun.
+	// ActionExit stops the child gracefully and makes secretrun exit with
+	// ExitRotated, for an orchestrator to restart it.
 	ActionExit Action = "exit"
 	// ActionNone only logs the rotation.
 	ActionNone Action = "none"
 )
-
-// Watch configures rotation: which sources to poll, how often, and what to
-// do with the child when they change.
-type Watch struct {
-	Sources   []*providers.Source
-	Providers map[string]providers.Provider
-	// Names are the providers' names for messages, such as `vault "prod"`,
-	// by instance name; a provider missing here is shown by its instance
-	// name.
-	Names map[string]string
-	// Initial is what the child was started with.
-	Initial *Secrets
-	// Environ builds the child's environment from secrets, as it was built
-	// for the first child.
-	Environ func(*Secrets) []string
-	// OnRotate, when set, is called with the new secrets before the child
-	// is restarted or signalled with them, for instance to mask the new
-	// values in the child's output too.
-	OnRotate func(*Secrets)
-
-	// Interval is the time between polls (30s when zero); sub-second
-	// intervals are allowed.
-	Interval time.Duration
-	OnChange Action
-	// Signal is sent to the child with ActionSignal.
-	Signal os.Signal
-	// Splay delays each action by a random time up to Splay, so that a
-	// fleet that sees a rotation together does not restart together.
-	Splay time.Duration
-
-	// rand returns a number in [0, 1); tests make it predictable.
-	rand func() float64
-}
 
 const (
 	defaultInterval = 30 * time.Second
 	// jitter is the fraction of the interval by which polls are moved at
 	// random.
 	jitter = 0.1
+	// outageFactor stretches the interval while a provider fails.
+	outageFactor = 1.5
 	// maxSettle bounds the quiet periods a burst of changes may take, in
 	// multiples of the quiet period.
 	maxSettle = 4
-	// maxBackoff caps the retry delay of an outage.
-	maxBackoff = 5 * time.Minute
-	// minDelay keeps a lease deadline that is due from spinning the loop.
+	// minDelay keeps a deadline that is due from spinning a loop.
 	minDelay = 10 * time.Millisecond
-	// pollTimeout bounds a poll, re-read included, unless the interval is
-	// longer.
-	pollTimeout = 30 * time.Second
+	// minPollTimeout and maxPollTimeout bound a poll's timeout, which is
+	// the interval otherwise.
+	minPollTimeout = 5 * time.Second
+	maxPollTimeout = 30 * time.Second
+	// minOutageTimeout is the least a poll during an outage waits.
+	minOutageTimeout = 2 * time.Second
 )
 
-func (w *Watch) random() float64 {
-	if w.rand != nil {
-		return w.rand()
-	}
-	return rand.Float64()
-}
-
-func (w *Watch) interval() time.Duration {
-	if w.Interval <= 0 {
+func intervalOr(d time.Duration) time.Duration {
+	if d <= 0 {
 		return defaultInterval
 	}
-	return w.Interval
-}
-
-// quiet is how long a change is left to settle before the sources are read.
-func (w *Watch) quiet() time.Duration {
-	return min(time.Second, w.interval()/4)
-}
-
-func (w *Watch) rotated(s *Secrets) {
-	if w.OnRotate != nil {
-		w.OnRotate(s)
-	}
+	return d
 }
 
 // Change is one source whose values changed, for messages. It holds no
@@ -171,16 +129,17 @@ func versionLabel(v string) string {
 	return "v" + v
 }
 
-// rotation is a new environment for the child and why.
-type rotation struct {
-	secrets *Secrets
-	env     []string
-	changes []Change
+// Rotation is a new environment for the child and why.
+type Rotation struct {
+	Secrets *Secrets
+	// Env is the child's whole environment with the new secrets.
+	Env     []string
+	Changes []Change
 }
 
-func (r *rotation) describe() string {
-	parts := make([]string, len(r.changes))
-	for i, c := range r.changes {
+func (r *Rotation) describe() string {
+	parts := make([]string, len(r.Changes))
+	for i, c := range r.Changes {
 		parts[i] = c.String()
 	}
 	if len(parts) == 0 {
@@ -189,9 +148,9 @@ func (r *rotation) describe() string {
 	return strings.Join(parts, ", ")
 }
 
-func (r *rotation) attrs(action string, pid int) []any {
-	changes := make([]any, len(r.changes))
-	for i, c := range r.changes {
+func (r *Rotation) attrs(action string, pid int) []any {
+	changes := make([]any, len(r.Changes))
+	for i, c := range r.Changes {
 		changes[i] = map[string]string{"provider": c.Provider, "source": c.Source, "from": c.From, "to": c.To}
 	}
 	return []any{slog.String("event", "rotation"), slog.String("action", action), slog.Int("pid", pid), slog.Any("changes", changes)}
@@ -199,339 +158,404 @@ func (r *rotation) attrs(action string, pid int) []any {
 
 // merge folds a newer rotation into r: the newer secrets win, and the
 // changes of both are kept, each source once with its first From.
-func (r *rotation) merge(newer *rotation) *rotation {
+func (r *Rotation) merge(newer *Rotation) *Rotation {
 	if r == nil {
 		return newer
 	}
-	out := &rotation{secrets: newer.secrets, env: newer.env, changes: append([]Change(nil), r.changes...)}
-	for _, c := range newer.changes {
+	out := &Rotation{Secrets: newer.Secrets, Env: newer.Env, Changes: append([]Change(nil), r.Changes...)}
+	for _, c := range newer.Changes {
 		found := false
-		for i, o := range out.changes {
+		for i, o := range out.Changes {
 			if o.Provider == c.Provider && o.Source == c.Source {
-				out.changes[i].To = c.To
+				out.Changes[i].To = c.To
 				found = true
 			}
 		}
 		if !found {
-			out.changes = append(out.changes, c)
+			out.Changes = append(out.Changes, c)
 		}
 	}
 	return out
 }
 
-// group is one provider and the indices of its sources.
-type group struct {
-	name string
-	prov providers.Provider
-	idx  []int
-}
-
-func (g *group) sources(all []*providers.Source, idx []int) []*providers.Source {
-	out := make([]*providers.Source, len(idx))
-	for j, i := range idx {
-		out[j] = all[i]
-	}
-	return out
-}
-
-// watcher polls the sources and reports rotations. It is the only
-// goroutine that touches its fields.
+// watcher polls every provider on its own and turns their changes into
+// rotations, one at a time, in the order they were read.
 type watcher struct {
-	w      *Watch
-	log    *slog.Logger
-	groups []*group
-	// labels are the versions the current secrets were read at, per
-	// source; "" when unknown, which makes a poll compare values.
-	labels  []string
-	current *Secrets
+	sources  []*providers.Source
+	names    map[string]string
+	environ  func(*Secrets) []string
+	interval time.Duration
+	rand     func() float64
+	log      *slog.Logger
+	pollers  []*poller
+	byName   map[string]*poller
+	updates  chan update
+	// onRead, when set, is told after a provider's sources were re-read,
+	// so its renewer learns about new leases.
+	onRead func(provider string)
+
+	// The merged state, touched only by the merging goroutine.
+	results []providers.Result
 	env     []string
-	// leaseCheck is when a leased source is next checked, per source;
-	// zero for sources without a lease.
-	leaseCheck []time.Time
-	// failing holds the problems being reported, by provider name (or
-	// sourceProblem), so each is logged once.
-	failing  map[string]bool
-	failures int
-	// verified is set once a poll has compared every source's values with
-	// the secrets the child started with. The first labels are read after
-	// that first fetch, so a write in between changes no label: only the
-	// values show it.
-	verified bool
 }
 
-// sourceProblem keys a failure to assemble the secrets, as opposed to a
-// provider's outage.
-const sourceProblem = ""
+// update is a provider's sources re-read, all of them successfully.
+type update struct {
+	p       *poller
+	results []providers.Result
+}
 
-func newWatcher(w *Watch, log *slog.Logger) *watcher {
-	wt := &watcher{w: w, log: log, failing: map[string]bool{}, current: w.Initial}
-	byName := map[string]*group{}
-	for i, src := range w.Sources {
-		g := byName[src.Provider]
-		if g == nil {
-			g = &group{name: src.Provider, prov: w.Providers[src.Provider]}
-			byName[src.Provider] = g
-			wt.groups = append(wt.groups, g)
+// newWatcher prepares pollers for the sources of initial, the secrets the
+// child was started with.
+func newWatcher(sources []*providers.Source, provs map[string]providers.Provider, names map[string]string,
+	initial *Secrets, environ func(*Secrets) []string, interval time.Duration, log *slog.Logger) *watcher {
+	w := &watcher{
+		sources: sources, names: names, environ: environ, interval: intervalOr(interval), log: log,
+		byName: map[string]*poller{}, updates: make(chan update),
+		results: append([]providers.Result(nil), initial.Results...),
+		env:     environ(initial),
+	}
+	for i, src := range sources {
+		p := w.byName[src.Provider]
+		if p == nil {
+			p = &poller{w: w, provider: src.Provider, prov: provs[src.Provider], kick: make(chan struct{}, 1)}
+			p.versioner, _ = p.prov.(providers.Versioner)
+			w.byName[src.Provider] = p
+			w.pollers = append(w.pollers, p)
 		}
-		g.idx = append(g.idx, i)
+		p.idx = append(p.idx, i)
+		p.sources = append(p.sources, src)
+		p.results = append(p.results, initial.Results[i])
 	}
-	wt.labels = make([]string, len(w.Sources))
-	wt.env = w.Environ(w.Initial)
-	wt.leaseCheck = make([]time.Time, len(w.Sources))
-	now := time.Now()
-	for i := range w.Sources {
-		wt.setLeaseCheck(i, now)
+	for _, p := range w.pollers {
+		p.labels = make([]string, len(p.idx))
 	}
-	return wt
+	return w
 }
 
-func (wt *watcher) name(provider string) string {
-	if n, ok := wt.w.Names[provider]; ok {
-		return n
+func (w *watcher) random() float64 {
+	if w.rand != nil {
+		return w.rand()
 	}
-	if s, ok := wt.w.Providers[provider].(fmt.Stringer); ok {
-		return s.String()
+	return rand.Float64()
+}
+
+// name is a provider's name for messages: `vault "prod"`.
+func (w *watcher) name(provider string) string {
+	if n, ok := w.names[provider]; ok {
+		return n
 	}
 	return fmt.Sprintf("%q", provider)
 }
 
-// setLeaseCheck schedules the check of a leased source at three quarters of
-// its remaining life: after the provider's own renewal point, well before
-// the end.
-func (wt *watcher) setLeaseCheck(i int, now time.Time) {
-	wt.leaseCheck[i] = time.Time{}
-	if i >= len(wt.current.Results) {
-		return
+// kick makes a provider's poller re-read its sources now, as when a lease
+// can no longer be renewed.
+func (w *watcher) kick(provider string) {
+	if p := w.byName[provider]; p != nil {
+		select {
+		case p.kick <- struct{}{}:
+		default:
+		}
 	}
-	exp := wt.current.Results[i].Expires
-	if exp.IsZero() || !exp.After(now) {
-		return
-	}
-	wt.leaseCheck[i] = now.Add(exp.Sub(now) * 3 / 4)
 }
 
-// run polls until ctx ends, sending rotations to out.
-func (wt *watcher) run(ctx context.Context, out chan<- rotation) {
-	wt.baseline(ctx)
+// run polls until ctx ends, sending rotations to out. It returns once every
+// poller has, so that no backend call outlives it.
+func (w *watcher) run(ctx context.Context, out chan<- Rotation) {
+	done := make(chan struct{}, len(w.pollers))
+	for _, p := range w.pollers {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			p.run(ctx)
+		}()
+	}
+	defer func() {
+		for range w.pollers {
+			<-done
+		}
+	}()
 	for {
-		t := time.NewTimer(wt.nextDelay(time.Now()))
+		select {
+		case <-ctx.Done():
+			return
+		case u := <-w.updates:
+			r, ok := w.merge(u)
+			if !ok {
+				continue
+			}
+			select {
+			case out <- r:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+// merge puts a provider's new results beside the last good results of the
+// others and returns the rotation, if the child's environment changed.
+func (w *watcher) merge(u update) (Rotation, bool) {
+	var changes []Change
+	for j, i := range u.p.idx {
+		before, after := w.results[i], u.results[j]
+		if !sameResult(before, after) || before.Version != after.Version {
+			changes = append(changes, Change{Provider: w.name(u.p.provider), Source: w.sources[i].Ref.String(), From: before.Version, To: after.Version})
+		}
+		w.results[i] = after
+	}
+	secrets, err := Assemble(w.sources, w.results)
+	if err != nil {
+		// Each provider's sources were checked on their own; this is
+		// not expected, and the child keeps what it has.
+		w.log.Warn(fmt.Sprintf("watch: cannot assemble the secrets: %v; keeping current secrets", err))
+		return Rotation{}, false
+	}
+	env := w.environ(secrets)
+	if equalEnv(env, w.env) {
+		w.log.Debug("watch: versions changed, the environment did not", slog.String("event", "unchanged"))
+		return Rotation{}, false
+	}
+	w.env = env
+	return Rotation{Secrets: secrets, Env: env, Changes: changes}, true
+}
+
+// poller watches one provider instance. Only its own goroutine touches its
+// fields.
+type poller struct {
+	w         *watcher
+	provider  string
+	prov      providers.Provider
+	versioner providers.Versioner
+	// idx are the provider's sources' positions among all sources.
+	idx     []int
+	sources []*providers.Source
+	// labels are the versions the results were read at, per source; ""
+	// when unknown, which makes a poll compare values.
+	labels []string
+	// results are the last good results, per source.
+	results []providers.Result
+	kick    chan struct{}
+	// verified is set once a poll has compared every source's values with
+	// the ones the child started with. The first labels are read after
+	// that first fetch, so a write in between changes no label: only the
+	// values show it.
+	verified bool
+	failures int
+	// failing and unreadable are the problems being reported, so each is
+	// logged once.
+	failing    bool
+	unreadable bool
+}
+
+func (p *poller) name() string { return p.w.name(p.provider) }
+
+func (p *poller) run(ctx context.Context) {
+	p.baseline(ctx)
+	for {
+		t := time.NewTimer(p.nextDelay())
+		forced := false
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return
 		case <-t.C:
+		case <-p.kick:
+			t.Stop()
+			forced = true
 		}
-		// A backend that hangs fails the poll instead of stopping the
-		// watch: the next poll tries again.
-		pctx, cancel := context.WithTimeout(ctx, max(2*wt.w.interval(), pollTimeout))
-		r, ok := wt.poll(pctx)
-		cancel()
+		results, ok := p.poll(ctx, forced)
 		if !ok {
 			continue
 		}
 		select {
-		case out <- r:
+		// A copy: the poller goes on updating its own.
+		case p.w.updates <- update{p: p, results: slices.Clone(results)}:
 		case <-ctx.Done():
 			return
 		}
 	}
 }
 
+// timeout bounds one poll: the interval, between 5s and 30s. After a
+// failure most polls wait less, so a backend that black-holes connections
+// is found answering again soon after it does.
+func (p *poller) timeout() time.Duration {
+	iv := p.w.interval
+	if p.failures > 0 && p.failures%3 != 0 {
+		return min(max(iv, minOutageTimeout), maxPollTimeout)
+	}
+	return min(max(iv, minPollTimeout), maxPollTimeout)
+}
+
+// nextDelay is the time until the next poll: the interval with jitter,
+// stretched while the provider fails.
+func (p *poller) nextDelay() time.Duration {
+	d := float64(p.w.interval)
+	if p.failures > 0 {
+		d *= outageFactor
+	}
+	return time.Duration(d * (1 - jitter + 2*jitter*p.w.random()))
+}
+
 // baseline takes the first labels. A provider that fails here leaves its
-// labels unknown; its first successful poll compares values instead.
-func (wt *watcher) baseline(ctx context.Context) {
-	labels, errs := wt.versions(ctx)
-	for gi, g := range wt.groups {
-		if errs[gi] != nil {
-			continue
-		}
-		for _, i := range g.idx {
-			wt.labels[i] = labels[i]
-		}
+// labels unknown; its first successful poll compares values anyway.
+func (p *poller) baseline(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, p.timeout())
+	defer cancel()
+	if labels, err := p.versions(ctx); err == nil && labels != nil {
+		p.labels = labels
 	}
 }
 
-// nextDelay is the time until the next poll: the interval with jitter, or
-// the outage backoff, or sooner when a lease is due for its check.
-func (wt *watcher) nextDelay(now time.Time) time.Duration {
-	iv := wt.w.interval()
-	var d time.Duration
-	if wt.failures > 0 {
-		ceiling := max(iv, min(10*iv, maxBackoff))
-		d = iv
-		for i := 1; i < wt.failures && d < ceiling; i++ {
-			d *= 2
-		}
-		d = min(d, ceiling)
-		d = time.Duration(float64(d) * (0.5 + 0.5*wt.w.random()))
-	} else {
-		d = time.Duration(float64(iv) * (1 - jitter + 2*jitter*wt.w.random()))
+// versions asks the provider for its labels; nil when it has no Versioner.
+func (p *poller) versions(ctx context.Context) ([]string, error) {
+	if p.versioner == nil {
+		return nil, nil
 	}
-	for _, at := range wt.leaseCheck {
-		if !at.IsZero() && at.Sub(now) < d {
-			d = max(at.Sub(now), minDelay)
-		}
+	got, err := p.versioner.Versions(ctx, p.sources)
+	if err == nil && len(got) != len(p.sources) {
+		err = fmt.Errorf("%s returned %d versions for %d sources", p.name(), len(got), len(p.sources))
 	}
-	return d
+	return got, err
 }
 
-// versions asks every Versioner for its labels, one call per provider, all
-// providers at once. The labels of other providers are left empty.
-func (wt *watcher) versions(ctx context.Context) ([]string, []error) {
-	labels := make([]string, len(wt.w.Sources))
-	errs := make([]error, len(wt.groups))
-	var wg sync.WaitGroup
-	for gi, g := range wt.groups {
-		v, ok := g.prov.(providers.Versioner)
-		if !ok {
-			continue
+// fetch reads the sources at positions which (all of them when nil).
+func (p *poller) fetch(ctx context.Context, which []int) ([]providers.Result, error) {
+	srcs := p.sources
+	if which != nil {
+		srcs = make([]*providers.Source, len(which))
+		for k, j := range which {
+			srcs[k] = p.sources[j]
 		}
-		wg.Go(func() {
-			got, err := v.Versions(ctx, g.sources(wt.w.Sources, g.idx))
-			if err == nil && len(got) != len(g.idx) {
-				err = fmt.Errorf("%s returned %d versions for %d sources", wt.name(g.name), len(got), len(g.idx))
-			}
-			if err != nil {
-				errs[gi] = err
-				return
-			}
-			for j, i := range g.idx {
-				labels[i] = got[j]
-			}
-		})
 	}
-	wg.Wait()
-	return labels, errs
+	got, err := p.prov.Fetch(ctx, srcs)
+	if err == nil && len(got) != len(srcs) {
+		err = fmt.Errorf("%s returned %d results for %d sources", p.name(), len(got), len(srcs))
+	}
+	return got, err
 }
 
-// fetch reads the sources at idx of each group (all of them when idx is
-// nil), one call per provider, all providers at once.
-func (wt *watcher) fetch(ctx context.Context, idx [][]int) ([]providers.Result, []error) {
-	results := make([]providers.Result, len(wt.w.Sources))
-	errs := make([]error, len(wt.groups))
-	var wg sync.WaitGroup
-	for gi, g := range wt.groups {
-		which := g.idx
-		if idx != nil {
-			which = idx[gi]
+// poll asks whether anything changed and, when it did, re-reads every
+// source of the provider. It returns the new results when they are all
+// good and differ from the last good ones; forced re-reads them at once,
+// whatever the labels say.
+func (p *poller) poll(ctx context.Context, forced bool) ([]providers.Result, bool) {
+	var labels []string
+	if !forced {
+		changed, seen, err := p.check(ctx)
+		if err != nil {
+			p.failed(err)
+			return nil, false
 		}
-		if len(which) == 0 {
-			continue
+		if !changed {
+			p.recovered()
+			return nil, false
 		}
-		wg.Go(func() {
-			got, err := g.prov.Fetch(ctx, g.sources(wt.w.Sources, which))
-			if err == nil && len(got) != len(which) {
-				err = fmt.Errorf("%s returned %d results for %d sources", wt.name(g.name), len(got), len(which))
-			}
-			if err != nil {
-				errs[gi] = err
-				return
-			}
-			for j, i := range which {
-				results[i] = got[j]
-			}
-		})
+		labels = p.settle(ctx, seen)
 	}
-	wg.Wait()
-	return results, errs
+	rctx, cancel := context.WithTimeout(ctx, p.timeout())
+	results, err := p.fetch(rctx, nil)
+	if err == nil && forced {
+		// Nothing to settle: the labels are those of what was just read.
+		labels = p.labelsAfterRead(rctx)
+	}
+	cancel()
+	if err != nil {
+		p.failed(err)
+		return nil, false
+	}
+	p.recovered()
+	if p.w.onRead != nil {
+		p.w.onRead(p.provider)
+	}
+	if _, err := Assemble(p.sources, results); err != nil {
+		// Deleted, or a field gone: the child keeps the last good
+		// values. The labels of this state are kept, so it is read
+		// again only when it changes again.
+		if !p.unreadable {
+			p.unreadable = true
+			p.w.log.Warn(fmt.Sprintf("watch: %s: %v; keeping current secrets until it is readable again", p.name(), err),
+				slog.String("event", "unreadable"), slog.String("provider", p.provider), slog.String("error", err.Error()))
+		}
+		if labels != nil {
+			p.labels = labels
+		}
+		return nil, false
+	}
+	if p.unreadable {
+		p.unreadable = false
+		p.w.log.Info(fmt.Sprintf("watch: %s: secrets readable again", p.name()), slog.String("event", "readable"), slog.String("provider", p.provider))
+	}
+	same := true
+	for j := range results {
+		if !sameResult(results[j], p.results[j]) || results[j].Version != p.results[j].Version {
+			same = false
+		}
+	}
+	if labels != nil {
+		p.labels = labels
+	}
+	p.results = results
+	return results, !same
 }
 
-// report logs the providers whose state changed, failing or recovered,
-// once per change, and reports whether any failed.
-func (wt *watcher) report(errs []error) bool {
-	failed := false
-	for gi, g := range wt.groups {
-		if errs[gi] != nil {
-			failed = true
-		}
-		wt.state(g.name, errs[gi], func(err error) string {
-			return fmt.Sprintf("watch: %s unreachable: %v; keeping current secrets", wt.name(g.name), err)
-		}, fmt.Sprintf("watch: %s reachable again", wt.name(g.name)))
+// labelsAfterRead labels what a forced read gave. When the provider cannot
+// tell, the labels are unknown, so the next poll compares values rather than
+// seeing a change in labels that is none.
+func (p *poller) labelsAfterRead(ctx context.Context) []string {
+	if labels, err := p.versions(ctx); err == nil && labels != nil {
+		return labels
 	}
-	return failed
+	return make([]string, len(p.sources))
 }
 
-func (wt *watcher) state(key string, err error, failing func(error) string, recovered string) {
-	switch {
-	case err != nil && !wt.failing[key]:
-		wt.failing[key] = true
-		wt.log.Warn(failing(err), slog.String("event", "outage"), slog.String("provider", key), slog.String("error", err.Error()))
-	case err == nil && wt.failing[key]:
-		delete(wt.failing, key)
-		wt.log.Info(recovered, slog.String("event", "recovered"), slog.String("provider", key))
+// check reports whether the provider's sources changed, with the labels
+// it saw. Sources whose label cannot tell are fetched and compared.
+func (p *poller) check(ctx context.Context) (bool, []string, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.timeout())
+	defer cancel()
+	labels, err := p.versions(ctx)
+	if err != nil {
+		return false, nil, err
 	}
-}
-
-// poll asks whether anything changed and, when it did, re-reads everything
-// and returns the rotation, if the child's environment changed.
-func (wt *watcher) poll(ctx context.Context) (rotation, bool) {
-	now := time.Now()
-	labels, verrs := wt.versions(ctx)
-
-	// Sources whose label cannot tell, and leases due for a check, are
-	// fetched and compared.
-	compare := make([][]int, len(wt.groups))
-	for gi, g := range wt.groups {
-		if verrs[gi] != nil {
-			continue
-		}
-		_, versioned := g.prov.(providers.Versioner)
-		for _, i := range g.idx {
-			leaseDue := !wt.leaseCheck[i].IsZero() && !now.Before(wt.leaseCheck[i])
-			if !wt.verified || !versioned || labels[i] == "" || wt.labels[i] == "" || leaseDue {
-				compare[gi] = append(compare[gi], i)
-			}
-		}
-	}
-	fetched, ferrs := wt.fetch(ctx, compare)
-	errs := make([]error, len(wt.groups))
-	for gi := range wt.groups {
-		errs[gi] = verrs[gi]
-		if errs[gi] == nil {
-			errs[gi] = ferrs[gi]
-		}
-	}
-	if wt.report(errs) {
-		wt.failures++
-		return rotation{}, false
-	}
-	wt.verified = true
-
+	var compare []int
 	changed := false
-	for gi, g := range wt.groups {
-		compared := map[int]bool{}
-		for _, i := range compare[gi] {
-			compared[i] = true
-			if !sameResult(wt.current.Results[i], fetched[i]) {
+	for j := range p.sources {
+		switch {
+		case !p.verified || labels == nil || labels[j] == "" || p.labels[j] == "":
+			compare = append(compare, j)
+		case labels[j] != p.labels[j]:
+			changed = true
+		}
+	}
+	if len(compare) > 0 {
+		fetched, err := p.fetch(ctx, compare)
+		if err != nil {
+			return false, nil, err
+		}
+		for k, j := range compare {
+			if !sameResult(p.results[j], fetched[k]) {
 				changed = true
 				continue
 			}
-			if fetched[i].Expires != wt.current.Results[i].Expires {
-				// Renewed: the same values, a later end.
-				wt.current.Results[i].Expires = fetched[i].Expires
-			}
-			wt.setLeaseCheck(i, now)
-			wt.labels[i] = labels[i]
-		}
-		for _, i := range g.idx {
-			if !compared[i] && labels[i] != wt.labels[i] {
-				changed = true
+			// Renewed: the same values, a later end.
+			p.results[j].Expires = fetched[k].Expires
+			if labels != nil {
+				p.labels[j] = labels[j]
 			}
 		}
 	}
-	if !changed {
-		wt.failures = 0
-		wt.state(sourceProblem, nil, nil, "watch: secrets readable again")
-		return rotation{}, false
-	}
-	labels = wt.settle(ctx, labels)
-	return wt.refresh(ctx, labels)
+	p.verified = true
+	return changed, labels, nil
 }
 
 // settle waits for a burst of changes to end: until two answers of the
-// Versioners, a quiet period apart, agree.
-func (wt *watcher) settle(ctx context.Context, labels []string) []string {
-	q := wt.w.quiet()
+// Versioner, a quiet period apart, agree.
+func (p *poller) settle(ctx context.Context, labels []string) []string {
+	if p.versioner == nil {
+		return labels
+	}
+	q := min(time.Second, p.w.interval/4)
 	for range maxSettle {
 		t := time.NewTimer(q)
 		select {
@@ -540,12 +564,12 @@ func (wt *watcher) settle(ctx context.Context, labels []string) []string {
 			return labels
 		case <-t.C:
 		}
-		again, errs := wt.versions(ctx)
-		for _, err := range errs {
-			if err != nil {
-				// The read that follows meets the outage and reports it.
-				return labels
-			}
+		vctx, cancel := context.WithTimeout(ctx, p.timeout())
+		again, err := p.versions(vctx)
+		cancel()
+		if err != nil {
+			// The read that follows meets the outage and reports it.
+			return labels
 		}
 		if equalStrings(again, labels) {
 			return labels
@@ -555,43 +579,25 @@ func (wt *watcher) settle(ctx context.Context, labels []string) []string {
 	return labels
 }
 
-// refresh re-reads every source, all or nothing, and makes the result
-// current. labels are the versions asked just before.
-func (wt *watcher) refresh(ctx context.Context, labels []string) (rotation, bool) {
-	results, errs := wt.fetch(ctx, nil)
-	if wt.report(errs) {
-		wt.failures++
-		return rotation{}, false
+// failed counts a failed poll and logs the outage when it starts.
+func (p *poller) failed(err error) {
+	p.failures++
+	if p.failing {
+		return
 	}
-	secrets, err := Assemble(wt.w.Sources, results)
-	wt.state(sourceProblem, err, func(err error) string {
-		return fmt.Sprintf("watch: cannot read the secrets: %v; keeping current secrets", err)
-	}, "watch: secrets readable again")
-	if err != nil {
-		wt.failures++
-		return rotation{}, false
-	}
-	wt.failures = 0
+	p.failing = true
+	p.w.log.Warn(fmt.Sprintf("watch: %s unreachable: %v; keeping current secrets", p.name(), err),
+		slog.String("event", "outage"), slog.String("provider", p.provider), slog.String("error", err.Error()))
+}
 
-	var changes []Change
-	for i, src := range wt.w.Sources {
-		before, after := wt.current.Results[i], results[i]
-		if !sameResult(before, after) || before.Version != after.Version {
-			changes = append(changes, Change{Provider: wt.name(src.Provider), Source: src.Ref.String(), From: before.Version, To: after.Version})
-		}
+// recovered logs the end of an outage.
+func (p *poller) recovered() {
+	p.failures = 0
+	if !p.failing {
+		return
 	}
-	env := wt.w.Environ(secrets)
-	same := equalEnv(env, wt.env)
-	wt.current, wt.env, wt.labels = secrets, env, labels
-	now := time.Now()
-	for i := range wt.w.Sources {
-		wt.setLeaseCheck(i, now)
-	}
-	if same {
-		wt.log.Debug("watch: versions changed, the environment did not", slog.String("event", "unchanged"))
-		return rotation{}, false
-	}
-	return rotation{secrets: secrets, env: env, changes: changes}, true
+	p.failing = false
+	p.w.log.Info(fmt.Sprintf("watch: %s reachable again", p.name()), slog.String("event", "recovered"), slog.String("provider", p.provider))
 }
 
 // sameResult compares what two reads of a source gave, values in constant

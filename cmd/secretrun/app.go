@@ -38,6 +38,16 @@ type deps struct {
 	keyring  providers.Keyring
 	getwd    func() (string, error)
 	pid      int
+	// run, when set, replaces the work of `secretrun run` once its flags
+	// are parsed: tests check parsing with it.
+	run func(*cli.Context, *runOptions) error
+}
+
+func (d deps) runF() func(*cli.Context, *runOptions) error {
+	if d.run != nil {
+		return d.run
+	}
+	return runJob(d)
 }
 
 func systemDeps() deps {
@@ -173,7 +183,7 @@ func newApp(d deps) *cli.App {
 		OnUsageError:    usageError,
 		HideHelpCommand: true,
 		Commands: []*cli.Command{
-			runCommand(d),
+			runCommand(d, d.runF()),
 			envCommand(d),
 			checkCommand(d),
 			loginCommand(d),

@@ -7,22 +7,30 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
-	"slices"
-	"strings"
 	"sync"
 	"syscall"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/secretrun/secretrun/config"
 	"github.com/secretrun/secretrun/inject"
-	"github.com/secretrun/secretrun/inject/mask"
-	"github.com/secretrun/secretrun/providers"
 )
 
-func runCommand(d deps) *cli.Command {
+// runOptions is what the command line asks `secretrun run` to do, parsed
+// and checked; runJob turns it into a run.
+type runOptions struct {
+	// Args is the command, with --command already made into sh -c.
+	Args []string
+	// Watch, Mask: nil when the flag was not given, so the config decides.
+	Watch       *bool
+	Mask        *bool
+	LogFormat   string
+	PreserveEnv bool
+}
+
+// runCommand is `secretrun run`. runF does the work once the flags are
+// parsed; tests pass their own to check parsing without side effects.
+func runCommand(d deps, runF func(*cli.Context, *runOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:        "run",
 		Usage:       "run COMMAND with its secrets in its environment (the default command)",
@@ -35,16 +43,43 @@ func runCommand(d deps) *cli.Command {
 			&cli.BoolFlag{Name: "preserve-env", Usage: "variables already set in the environment win over secrets"},
 			&cli.StringFlag{Name: "command", Usage: "run `STRING` with /bin/sh -c instead of COMMAND"},
 		},
-		Action: func(c *cli.Context) error { return runAction(c, d) },
+		Action: func(c *cli.Context) error {
+			opts, err := parseRun(c)
+			if err != nil {
+				return err
+			}
+			return runF(c, opts)
+		},
 	}
 }
 
-// exitRotated is secretrun's exit status after on_change: exit stopped the
-// child because its secrets rotated. Like timeout(1)'s 124, it is none of
-// the child's statuses that secretrun passes through (125-127 are its own
-// failures, 128+N a signal), so an orchestrator can tell it apart and
-// restart the container, which then starts with the new secrets.
-const exitRotated = 124
+// parseRun reads and checks the flags of `secretrun run`.
+func parseRun(c *cli.Context) (*runOptions, error) {
+	opts := &runOptions{Args: c.Args().Slice(), LogFormat: c.String("log-format"), PreserveEnv: c.Bool("preserve-env")}
+	if script := c.String("command"); script != "" {
+		if len(opts.Args) > 0 {
+			return nil, errors.New("give either --command STRING or a COMMAND after --, not both")
+		}
+		opts.Args = []string{"/bin/sh", "-c", script}
+	}
+	if len(opts.Args) == 0 {
+		return nil, inject.ErrNoCommand
+	}
+	switch opts.LogFormat {
+	case "text", "json":
+	default:
+		return nil, fmt.Errorf("--log-format: unknown format %q (text or json)", opts.LogFormat)
+	}
+	if c.IsSet("watch") {
+		w := c.Bool("watch")
+		opts.Watch = &w
+	}
+	if c.IsSet("mask") {
+		m := c.Bool("mask")
+		opts.Mask = &m
+	}
+	return opts, nil
+}
 
 const runDescription = `Exit status: the command's own; 128+N when signal N killed it; 124 when
 watch.on_change is exit and a rotation stopped the command; 125 when
@@ -52,139 +87,87 @@ secretrun itself failed; 126 when the command cannot be executed; 127 when
 it is not found.
 
 With --watch (or watch.enabled) secretrun stays the command's parent and
-polls the secrets every watch.interval. When they rotate it applies
-watch.on_change: restart (stop_signal, stop_timeout, then SIGKILL, and start
-the command again with the new values), signal (send watch.signal; the
-command's environment cannot change, so this suits programs that re-read
-their secrets another way), exit (stop the command and exit with 124) or
-none (log only). A backend outage never stops or restarts the command.`
+polls each backend every watch.interval, each on its own. When secrets
+rotate it applies watch.on_change: restart (stop_signal, stop_timeout, then
+SIGKILL, and start the command again with the new values), signal (send
+watch.signal; the command's environment cannot change, so this suits
+programs that re-read their secrets another way), exit (stop the command and
+exit with 124) or none (log only). A backend outage never stops or restarts
+the command. Leased credentials are renewed for as long as the command runs,
+with or without --watch, and revoked when it exits.`
 
-func runAction(c *cli.Context, d deps) error {
-	args := c.Args().Slice()
-	if script := c.String("command"); script != "" {
-		if len(args) > 0 {
-			return errors.New("give either --command STRING or a COMMAND after --, not both")
+// runJob plans the config and runs the command: the real work of `run`.
+func runJob(d deps) func(*cli.Context, *runOptions) error {
+	return func(c *cli.Context, opts *runOptions) error {
+		log, err := newLogger(opts.LogFormat, d.stderr)
+		if err != nil {
+			return err
 		}
-		args = []string{"/bin/sh", "-c", script}
+		p, err := plan(c, d)
+		if err != nil {
+			return err
+		}
+		job, err := jobFor(p, d, opts)
+		if err != nil {
+			return err
+		}
+		job.Log = log
+		status, err := inject.Run(c.Context, job)
+		switch {
+		case err != nil:
+			return err
+		case status != 0:
+			return childExit(status)
+		}
+		return nil
 	}
-	if len(args) == 0 {
-		return inject.ErrNoCommand
+}
+
+// jobFor turns a plan and the command line into the engine's job.
+func jobFor(p *config.Plan, d deps, opts *runOptions) (inject.Job, error) {
+	job := inject.Job{
+		Args:          opts.Args,
+		Sources:       p.Sources,
+		Providers:     p.Providers,
+		Names:         providerNames(p),
+		Environ:       d.environ,
+		PreserveEnv:   opts.PreserveEnv,
+		Stdin:         d.stdin,
+		Stdout:        d.stdout,
+		Stderr:        d.stderr,
+		Mask:          p.Mask || d.getenv("CI") == "true",
+		GitHubActions: d.getenv("GITHUB_ACTIONS") == "true",
+		PID1:          d.pid == 1,
+		StopSignal:    syscall.SIGTERM,
+		StopTimeout:   p.Watch.StopTimeout,
 	}
-	log, err := newLogger(c.String("log-format"), d.stderr)
-	if err != nil {
-		return err
-	}
-	p, err := plan(c, d)
-	if err != nil {
-		return err
+	if opts.Mask != nil {
+		job.Mask = *opts.Mask
 	}
 	watching := p.Watch.Enabled
-	if c.IsSet("watch") {
-		watching = c.Bool("watch")
+	if opts.Watch != nil {
+		watching = *opts.Watch
+	}
+	if !watching {
+		return job, nil
 	}
 	// Checked before anything is fetched: a signal this system cannot
 	// send is a config error.
-	var stopSignal, changeSignal os.Signal = syscall.SIGTERM, nil
-	if watching {
-		if stopSignal, err = parseSignal("watch.stop_signal", p.Watch.StopSignal); err != nil {
-			return err
-		}
-		if changeSignal, err = parseSignal("watch.signal", p.Watch.Signal); err != nil {
-			return err
-		}
+	var err error
+	if job.StopSignal, err = parseSignal("watch.stop_signal", p.Watch.StopSignal); err != nil {
+		return job, err
 	}
-	if err := inject.ProtectMemory(); err != nil {
-		d.providerEnv().Warn("cannot mark secretrun non-dumpable: %v", err)
-	}
-	defer closeProviders(p, d)
-
-	// Ctrl-C while fetching aborts the start; the child does not exist yet.
-	fetchCtx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
-	secrets, err := inject.Resolve(fetchCtx, p.Sources, p.Providers)
-	stop()
+	changeSignal, err := parseSignal("watch.signal", p.Watch.Signal)
 	if err != nil {
-		return err
+		return job, err
 	}
-	preserve := c.Bool("preserve-env")
-	environ := func(s *inject.Secrets) []string { return inject.Environ(d.environ, s.Vars, preserve) }
-	cmd := inject.Command{Args: args, Env: environ(secrets)}
-
-	values := revealAll(secrets)
-	github := d.getenv("GITHUB_ACTIONS") == "true"
-	if github {
-		if err := mask.WriteAddMask(d.stdout, values); err != nil {
-			return fmt.Errorf("register masks with GitHub Actions: %w", err)
-		}
+	job.Watch = &inject.Watch{
+		Interval: p.Watch.Interval,
+		OnChange: inject.Action(p.Watch.OnChange),
+		Signal:   changeSignal,
+		Splay:    p.Watch.Splay,
 	}
-	masking := p.Mask || d.getenv("CI") == "true"
-	if c.IsSet("mask") {
-		masking = c.Bool("mask")
-	}
-
-	isInit := d.pid == 1
-	if inject.CanExec && !isInit && !masking && !watching && !holdsLeases(p, secrets) {
-		return inject.Exec(cmd)
-	}
-	sup := &inject.Supervisor{
-		Command:     cmd,
-		Stdin:       d.stdin,
-		Stdout:      d.stdout,
-		Stderr:      d.stderr,
-		Reap:        isInit,
-		StopSignal:  stopSignal,
-		StopTimeout: p.Watch.StopTimeout,
-		Log:         log,
-	}
-	var masks []*rotatingMask
-	if masking {
-		stdout, stderr := newRotatingMask(d.stdout, values), newRotatingMask(d.stderr, values)
-		sup.Stdout, sup.Stderr = stdout, stderr
-		masks = []*rotatingMask{stdout, stderr}
-		warnShortValues(d, secrets, stdout.skipped())
-		// Closing writes out what the writers hold back.
-		defer stderr.Close()
-		defer stdout.Close()
-	}
-	if watching {
-		sup.Watch = watchConfig(p, secrets, changeSignal)
-		sup.Watch.Environ = environ
-		sup.Watch.OnRotate = func(s *inject.Secrets) {
-			fresh := revealAll(s)
-			if github {
-				// New values are registered before the child can print them.
-				if err := mask.WriteAddMask(d.stdout, fresh); err != nil {
-					log.Warn(fmt.Sprintf("register masks with GitHub Actions: %v", err))
-				}
-			}
-			for _, m := range masks {
-				m.add(fresh)
-			}
-		}
-	}
-	status, err := sup.Run(c.Context)
-	switch {
-	case errors.Is(err, inject.ErrExitOnChange):
-		return childExit(exitRotated)
-	case err != nil:
-		return err
-	case status != 0:
-		return childExit(status)
-	}
-	return nil
-}
-
-// watchConfig turns the plan's watch: settings into the supervisor's.
-func watchConfig(p *config.Plan, initial *inject.Secrets, sig os.Signal) *inject.Watch {
-	return &inject.Watch{
-		Sources:   p.Sources,
-		Providers: p.Providers,
-		Names:     providerNames(p),
-		Initial:   initial,
-		Interval:  p.Watch.Interval,
-		OnChange:  inject.Action(p.Watch.OnChange),
-		Signal:    sig,
-		Splay:     p.Watch.Splay,
-	}
+	return job, nil
 }
 
 // parseSignal reads a signal name from the config; config has checked it
@@ -237,95 +220,8 @@ func (h *textHandler) Handle(_ context.Context, r slog.Record) error {
 	return err
 }
 
-// rotatingMask masks the child's output with every value it was given so
-// far: when secrets rotate, the new values are masked too, and the old ones
-// stay masked, since a stopping child may still print them. It outlives the
-// children; Close ends it.
-type rotatingMask struct {
-	mu     sync.Mutex
-	dst    io.Writer
-	values []string
-	w      *mask.Writer
-}
-
-func newRotatingMask(dst io.Writer, values []string) *rotatingMask {
-	return &rotatingMask{dst: dst, values: values, w: mask.New(dst, values, mask.Options{})}
-}
-
-func (m *rotatingMask) skipped() []int { return m.w.Skipped() }
-
-// Write holds the lock across the inner write, so that add never closes a
-// writer in use.
-func (m *rotatingMask) Write(p []byte) (int, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.w.Write(p)
-}
-
-// add starts masking values as well.
-func (m *rotatingMask) add(values []string) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	// The old writer's Close writes out what it held back, masked.
-	_ = m.w.Close()
-	for _, v := range values {
-		if !slices.Contains(m.values, v) {
-			m.values = append(m.values, v)
-		}
-	}
-	m.w = mask.New(m.dst, m.values, mask.Options{})
-}
-
-func (m *rotatingMask) Close() error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.w.Close()
-}
-
-func revealAll(s *inject.Secrets) []string {
-	values := make([]string, len(s.Vars))
-	for i, v := range s.Vars {
-		values[i] = v.Value.Reveal()
-	}
-	return values
-}
-
-// warnShortValues names, once, the variables whose values are too short to
-// mask without redacting ordinary output.
-func warnShortValues(d deps, s *inject.Secrets, skipped []int) {
-	if len(skipped) == 0 {
-		return
-	}
-	names := make([]string, len(skipped))
-	for i, idx := range skipped {
-		names[i] = s.Vars[idx].Name
-	}
-	d.providerEnv().Warn("not masking %s: values shorter than %d bytes would redact ordinary output", strings.Join(names, ", "), mask.MinLen)
-}
-
-// holdsLeases reports whether a secret is leased by a provider that gives
-// leases back on exit: then secretrun stays the child's parent, so that it
-// is still there to revoke them.
-func holdsLeases(p *config.Plan, s *inject.Secrets) bool {
-	for i, r := range s.Results {
-		if r.Expires.IsZero() {
-			continue
-		}
-		if _, ok := p.Providers[p.Sources[i].Provider].(providers.Closer); ok {
-			return true
-		}
-	}
-	return false
-}
-
+// closeProviders gives back what the plan's providers hold.
 func closeProviders(p *config.Plan, d deps) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for name, prov := range p.Providers {
-		if c, ok := prov.(providers.Closer); ok {
-			if err := c.Close(ctx); err != nil {
-				d.providerEnv().Warn("%s: %v", name, err)
-			}
-		}
-	}
+	log, _ := newLogger("text", d.stderr)
+	inject.CloseProviders(p.Providers, providerNames(p), log)
 }
