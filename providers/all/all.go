@@ -4,6 +4,7 @@ package all
 import (
 	"github.com/secretrun/secretrun/providers"
 	"github.com/secretrun/secretrun/providers/awssm"
+	"github.com/secretrun/secretrun/providers/awsssm"
 	"github.com/secretrun/secretrun/providers/infisical"
 	"github.com/secretrun/secretrun/providers/keyring"
 	"github.com/secretrun/secretrun/providers/vault"
@@ -13,6 +14,7 @@ import (
 func Registry() *providers.Registry {
 	r := providers.NewRegistry()
 	r.Register(awssm.Type())
+	r.Register(awsssm.Type())
 	r.Register(infisical.Type())
 	r.Register(keyring.Type())
 	r.Register(vault.Type())

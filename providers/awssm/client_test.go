@@ -42,31 +42,31 @@ func TestNoInstanceMetadataWithExplicitSettings(t *testing.T) {
 		if _, err := p.Versions(context.Background(), []*providers.Source{s}); err != nil {
 			t.Fatal(err)
 		}
-		if rec.sawHost(imdsHost) {
-			t.Errorf("instance metadata was asked: %v", rec.hosts)
+		if rec.SawHost(imdsHost) {
+			t.Errorf("instance metadata was asked: %v", rec.Hosts())
 		}
 	})
 	t.Run("RegionInSettings", func(t *testing.T) {
 		vars := srv.Env()
 		delete(vars, "AWS_REGION")
 		rec := newRecorder(t, srv.URL)
-		p := newTest(t, "region: "+mototest.Region, vars, hooks{httpClient: rec.client()})
+		p := newTest(t, "region: "+mototest.Region, vars, hooks{httpClient: rec.Client()})
 		fetch(t, p, src(t, p, "secret: imds/one"))
-		if rec.sawHost(imdsHost) {
-			t.Errorf("instance metadata was asked: %v", rec.hosts)
+		if rec.SawHost(imdsHost) {
+			t.Errorf("instance metadata was asked: %v", rec.Hosts())
 		}
 	})
 	t.Run("ControlNoRegion", func(t *testing.T) {
 		vars := srv.Env()
 		delete(vars, "AWS_REGION")
 		rec := newRecorder(t, srv.URL)
-		p := newTest(t, "{}", vars, hooks{httpClient: rec.client()})
+		p := newTest(t, "{}", vars, hooks{httpClient: rec.Client()})
 		_, err := p.Fetch(context.Background(), []*providers.Source{src(t, p, "secret: imds/one")})
 		if err == nil || !strings.Contains(err.Error(), "no region") {
 			t.Errorf("no region: got %v", err)
 		}
-		if !rec.sawHost(imdsHost) {
-			t.Errorf("with no region the SDK should ask instance metadata, and the recorder should see it: %v", rec.hosts)
+		if !rec.SawHost(imdsHost) {
+			t.Errorf("with no region the SDK should ask instance metadata, and the recorder should see it: %v", rec.Hosts())
 		}
 	})
 	t.Run("ControlNoKeys", func(t *testing.T) {
@@ -78,7 +78,7 @@ func TestNoInstanceMetadataWithExplicitSettings(t *testing.T) {
 		env := envOf(t, map[string]string{"AWS_REGION": mototest.Region, "AWS_ENDPOINT_URL": srv.URL})
 		var stderr bytes.Buffer
 		env.Stderr = &stderr
-		p, err := newProvider("aws", opts, env, hooks{httpClient: rec.client()})
+		p, err := newProvider("aws", opts, env, hooks{httpClient: rec.Client()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -90,8 +90,8 @@ func TestNoInstanceMetadataWithExplicitSettings(t *testing.T) {
 		if w := stderr.String(); !strings.HasPrefix(w, `secretrun: warning: aws-secrets-manager "aws": `) {
 			t.Errorf("SDK warning not in secretrun's format: %q", w)
 		}
-		if !rec.sawHost(imdsHost) {
-			t.Errorf("with no keys the SDK should try instance metadata, and the recorder should see it: %v", rec.hosts)
+		if !rec.SawHost(imdsHost) {
+			t.Errorf("with no keys the SDK should try instance metadata, and the recorder should see it: %v", rec.Hosts())
 		}
 	})
 }
@@ -127,14 +127,14 @@ func TestAssumeRole(t *testing.T) {
 	p := newTest(t, `
 assume_role_arn: arn:aws:iam::123456789012:role/reader
 external_id: ext-123
-session_name: deploy`, srv.Env(), hooks{httpClient: rec.client()})
+session_name: deploy`, srv.Env(), hooks{httpClient: rec.Client()})
 	s := src(t, p, "secret: role/one")
 	for range 2 {
 		if got := values(t, fetch(t, p, s)[0]); got["V"] != "via-role" {
 			t.Errorf("wrong fields")
 		}
 	}
-	if got := rec.count("AssumeRole"); got != 1 {
+	if got := rec.Count("AssumeRole"); got != 1 {
 		t.Errorf("%d AssumeRole calls, want 1: the role's credentials are cached", got)
 	}
 }
@@ -153,15 +153,15 @@ func TestWebIdentityFromEnv(t *testing.T) {
 		"AWS_WEB_IDENTITY_TOKEN_FILE": token,
 	}
 	rec := newRecorder(t, srv.URL)
-	p := newTest(t, "{}", vars, hooks{httpClient: rec.client()})
+	p := newTest(t, "{}", vars, hooks{httpClient: rec.Client()})
 	if got := values(t, fetch(t, p, src(t, p, "secret: oidc/one"))[0]); got["V"] != "via-oidc" {
 		t.Errorf("wrong fields")
 	}
-	if got := rec.count("AssumeRoleWithWebIdentity"); got != 1 {
+	if got := rec.Count("AssumeRoleWithWebIdentity"); got != 1 {
 		t.Errorf("%d AssumeRoleWithWebIdentity calls, want 1", got)
 	}
-	if rec.sawHost(imdsHost) {
-		t.Errorf("instance metadata was asked: %v", rec.hosts)
+	if rec.SawHost(imdsHost) {
+		t.Errorf("instance metadata was asked: %v", rec.Hosts())
 	}
 }
 
@@ -183,7 +183,7 @@ func TestProfileFromSharedConfig(t *testing.T) {
 	}
 	env := envOf(t, map[string]string{"AWS_ENDPOINT_URL": srv.URL})
 	env.HomeDir = home
-	p, err := newProvider("aws", opts, env, hooks{httpClient: rec.client()})
+	p, err := newProvider("aws", opts, env, hooks{httpClient: rec.Client()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -114,10 +114,10 @@ func TestVersionPinning(t *testing.T) {
 	wantErr(t, results[6].Err, providers.ErrNotFound, "pin/db version 00000000-0000-0000-0000-000000000000")
 	// The two current reads share one batch; the pins are read one by one,
 	// once per distinct pin.
-	if got := rec.count("BatchGetSecretValue"); got != 1 {
+	if got := rec.Count("BatchGetSecretValue"); got != 1 {
 		t.Errorf("%d BatchGetSecretValue calls, want 1", got)
 	}
-	if got := rec.count("GetSecretValue"); got != 4 {
+	if got := rec.Count("GetSecretValue"); got != 4 {
 		t.Errorf("%d GetSecretValue calls, want 4 (AWSPREVIOUS, two version ids, the missing one)", got)
 	}
 }
@@ -134,14 +134,14 @@ func TestFortyFiveSecretsInThreeBatches(t *testing.T) {
 	}
 	// The same secret twice is read once.
 	srcs = append(srcs, src(t, p, "secret: batch/s07\nkeys: [K07]"))
-	rec.reset()
+	rec.Reset()
 	// Each batch waits until all three are in flight: run one after the
 	// other, the first would wait in vain.
 	var arrived sync.WaitGroup
 	arrived.Add(3)
 	together := make(chan struct{})
 	go func() { arrived.Wait(); close(together) }()
-	rec.answer = func(op string, n int, _ *http.Request) *http.Response {
+	rec.Answer = func(op string, n int, _ *http.Request) *http.Response {
 		if op == "BatchGetSecretValue" && n <= 3 {
 			arrived.Done()
 			select {
@@ -162,7 +162,7 @@ func TestFortyFiveSecretsInThreeBatches(t *testing.T) {
 	if got := values(t, results[45]); got["K07"] != "v07" {
 		t.Errorf("repeated source: wrong fields")
 	}
-	batches, singles := rec.count("BatchGetSecretValue"), rec.count("GetSecretValue")
+	batches, singles := rec.Count("BatchGetSecretValue"), rec.Count("GetSecretValue")
 	t.Logf("45 secrets: %d BatchGetSecretValue calls, %d GetSecretValue calls", batches, singles)
 	if batches != 3 || singles != 0 {
 		t.Errorf("45 secrets cost %d batch and %d single calls, want 3 and 0", batches, singles)
@@ -200,10 +200,10 @@ func TestPrefixDiscovery(t *testing.T) {
 		t.Errorf("error shows the value: %v", results[3].Err)
 	}
 	// The discovered secrets and the named one share one batch.
-	if got := rec.count("BatchGetSecretValue"); got != 1 {
+	if got := rec.Count("BatchGetSecretValue"); got != 1 {
 		t.Errorf("%d BatchGetSecretValue calls, want 1", got)
 	}
-	if got := rec.count("ListSecrets"); got != 3 {
+	if got := rec.Count("ListSecrets"); got != 3 {
 		t.Errorf("%d ListSecrets calls, want one per prefix", got)
 	}
 
@@ -235,7 +235,7 @@ func TestManyPrefixedSecretsPaginate(t *testing.T) {
 	if got := values(t, fetch(t, p, src(t, p, "secret_prefix: many/"))[0]); !maps.Equal(got, want) {
 		t.Errorf("got %d fields, want %d", len(got), len(want))
 	}
-	if lists, batches := rec.count("ListSecrets"), rec.count("BatchGetSecretValue"); lists != 2 || batches != 7 {
+	if lists, batches := rec.Count("ListSecrets"), rec.Count("BatchGetSecretValue"); lists != 2 || batches != 7 {
 		t.Errorf("130 secrets under a prefix: %d ListSecrets and %d BatchGetSecretValue calls, want 2 and 7", lists, batches)
 	}
 }
@@ -299,7 +299,7 @@ func TestInvalidJSON(t *testing.T) {
 func TestBatchErrorsGoToTheirSources(t *testing.T) {
 	srv := moto.Get(t)
 	rec := newRecorder(t, srv.URL)
-	rec.answer = func(op string, _ int, _ *http.Request) *http.Response {
+	rec.Answer = func(op string, _ int, _ *http.Request) *http.Response {
 		if op != "BatchGetSecretValue" {
 			return nil
 		}
@@ -336,7 +336,7 @@ func TestThrottlingIsRetried(t *testing.T) {
 	srv := moto.Get(t)
 	srv.CreateString(t, "busy/one", `{"V":"eventually"}`)
 	rec := newRecorder(t, srv.URL)
-	rec.answer = func(op string, n int, _ *http.Request) *http.Response {
+	rec.Answer = func(op string, n int, _ *http.Request) *http.Response {
 		if op == "BatchGetSecretValue" && n <= 2 {
 			return awsError(http.StatusBadRequest, "ThrottlingException", "Rate exceeded")
 		}
@@ -346,7 +346,7 @@ func TestThrottlingIsRetried(t *testing.T) {
 	if got := values(t, fetch(t, p, src(t, p, "secret: busy/one"))[0]); got["V"] != "eventually" {
 		t.Errorf("wrong fields after throttling")
 	}
-	if got := rec.count("BatchGetSecretValue"); got != 3 {
+	if got := rec.Count("BatchGetSecretValue"); got != 3 {
 		t.Errorf("%d BatchGetSecretValue attempts, want 3 (two throttled)", got)
 	}
 }
@@ -354,7 +354,7 @@ func TestThrottlingIsRetried(t *testing.T) {
 func TestThrottlingThatLastsIsUnavailable(t *testing.T) {
 	srv := moto.Get(t)
 	rec := newRecorder(t, srv.URL)
-	rec.answer = func(op string, _ int, _ *http.Request) *http.Response {
+	rec.Answer = func(op string, _ int, _ *http.Request) *http.Response {
 		return awsError(http.StatusBadRequest, "ThrottlingException", "Rate exceeded")
 	}
 	p := forMoto(t, srv, rec)
@@ -367,7 +367,7 @@ func TestBatchDeniedFallsBackToSingleReads(t *testing.T) {
 	srv.CreateString(t, "narrow/a", `{"A":"1"}`)
 	srv.CreateString(t, "narrow/b", `{"B":"2"}`)
 	rec := newRecorder(t, srv.URL)
-	rec.answer = func(op string, _ int, _ *http.Request) *http.Response {
+	rec.Answer = func(op string, _ int, _ *http.Request) *http.Response {
 		if op == "BatchGetSecretValue" {
 			return awsError(http.StatusBadRequest, "AccessDeniedException", "not authorized to perform: secretsmanager:BatchGetSecretValue")
 		}
@@ -382,10 +382,10 @@ func TestBatchDeniedFallsBackToSingleReads(t *testing.T) {
 		}
 		wantErr(t, results[2].Err, providers.ErrNotFound, "narrow/c")
 	}
-	if got := rec.count("BatchGetSecretValue"); got != 1 {
+	if got := rec.Count("BatchGetSecretValue"); got != 1 {
 		t.Errorf("%d BatchGetSecretValue calls, want 1: a refusal is remembered", got)
 	}
-	if got := rec.count("GetSecretValue"); got != 6 {
+	if got := rec.Count("GetSecretValue"); got != 6 {
 		t.Errorf("%d GetSecretValue calls, want 6", got)
 	}
 }
@@ -406,7 +406,7 @@ func TestOneClientPerInstance(t *testing.T) {
 	srv.CreateString(t, "reuse/one", `{"V":"1"}`)
 	rec := newRecorder(t, srv.URL)
 	p := forMoto(t, srv, rec)
-	if rec.count("BatchGetSecretValue") != 0 || p.conn != nil {
+	if rec.Count("BatchGetSecretValue") != 0 || p.conn != nil {
 		t.Fatal("building the provider contacted the backend or made a client")
 	}
 	s := src(t, p, "secret: reuse/one")

@@ -1,16 +1,10 @@
 package awssm
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"fmt"
-	"io"
-	"net/http"
-	"net/url"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/secretrun/secretrun/config"
@@ -27,111 +21,14 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// recorder is the SDK's HTTP transport in tests: it counts the calls by
-// operation, notes every host asked for, answers 404 for hosts other than
-// allowed without dialling them, and can answer some calls itself.
-type recorder struct {
-	allowed string
-	base    http.RoundTripper
-	// answer, when set, may answer a call instead of the server.
-	answer func(op string, n int, req *http.Request) *http.Response
+type recorder = mototest.Recorder
 
-	mu    sync.Mutex
-	calls map[string]int
-	hosts []string
-}
+func newRecorder(t *testing.T, endpoint string) *recorder { return mototest.NewRecorder(t, endpoint) }
 
-func newRecorder(t *testing.T, endpoint string) *recorder {
-	u, err := url.Parse(endpoint)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &recorder{allowed: u.Host, calls: map[string]int{}, base: http.DefaultTransport}
-}
-
-func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
-	op := operation(req)
-	r.mu.Lock()
-	r.hosts = append(r.hosts, req.URL.Host)
-	r.calls[op]++
-	n := r.calls[op]
-	r.mu.Unlock()
-	if req.URL.Host != r.allowed {
-		// As a host with nothing there would: quickly, so that the SDK
-		// gives up without retrying.
-		return &http.Response{StatusCode: http.StatusNotFound, Status: "404 Not Found", Header: http.Header{},
-			Body: io.NopCloser(strings.NewReader("")), Request: req}, nil
-	}
-	if r.answer != nil {
-		if resp := r.answer(op, n, req); resp != nil {
-			return resp, nil
-		}
-	}
-	return r.base.RoundTrip(req)
-}
-
-// operation names an AWS call: X-Amz-Target for JSON protocols
-// ("BatchGetSecretValue"), the Action parameter for query protocols (STS).
-func operation(req *http.Request) string {
-	if t := req.Header.Get("X-Amz-Target"); t != "" {
-		return t[strings.LastIndex(t, ".")+1:]
-	}
-	if req.Body != nil && req.Method == http.MethodPost {
-		body, _ := io.ReadAll(req.Body)
-		req.Body = io.NopCloser(bytes.NewReader(body))
-		if q, err := url.ParseQuery(string(body)); err == nil && q.Get("Action") != "" {
-			return q.Get("Action")
-		}
-	}
-	return req.Method + " " + req.URL.Path
-}
-
-func (r *recorder) count(op string) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.calls[op]
-}
-
-func (r *recorder) reset() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.calls = map[string]int{}
-	r.hosts = nil
-}
-
-func (r *recorder) sawHost(host string) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, h := range r.hosts {
-		if strings.HasPrefix(h, host) {
-			return true
-		}
-	}
-	return false
-}
-
-func (r *recorder) client() *http.Client { return &http.Client{Transport: r} }
-
-// awsError is a response as Secrets Manager (JSON 1.1) sends an error.
-func awsError(status int, code, message string) *http.Response {
-	body := fmt.Sprintf(`{"__type":%q,"message":%q}`, code, message)
-	return &http.Response{
-		StatusCode: status,
-		Status:     fmt.Sprintf("%d %s", status, http.StatusText(status)),
-		Header:     http.Header{"Content-Type": {"application/x-amz-json-1.1"}, "X-Amzn-Errortype": {code}},
-		Body:       io.NopCloser(strings.NewReader(body)),
-	}
-}
-
-// jsonResponse is a successful response with body.
-func jsonResponse(body string) *http.Response {
-	return &http.Response{
-		StatusCode: http.StatusOK,
-		Status:     "200 OK",
-		Header:     http.Header{"Content-Type": {"application/x-amz-json-1.1"}},
-		Body:       io.NopCloser(strings.NewReader(body)),
-	}
-}
+var (
+	awsError     = mototest.AWSError
+	jsonResponse = mototest.JSONResponse
+)
 
 // envOf makes a providers.Env whose Getenv answers from vars only, with an
 // empty home, so that nothing of the machine running the tests leaks in.
@@ -164,7 +61,7 @@ func newTest(t *testing.T, settings string, vars map[string]string, h hooks) *pr
 // traffic going through rec.
 func forMoto(t *testing.T, srv *mototest.Server, rec *recorder) *provider {
 	t.Helper()
-	return newTest(t, "{}", srv.Env(), hooks{httpClient: rec.client()})
+	return newTest(t, "{}", srv.Env(), hooks{httpClient: rec.Client()})
 }
 
 func src(t *testing.T, p providers.Provider, yaml string) *providers.Source {

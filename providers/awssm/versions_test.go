@@ -72,7 +72,7 @@ func TestRotation(t *testing.T) {
 	}
 	// moto's batch still answers with the old version here; the provider
 	// notices the missing AWSCURRENT label and asks for it by name.
-	rec.reset()
+	rec.Reset()
 	r := fetch(t, p, s)[0]
 	if got := values(t, r)["PASSWORD"]; got != "new-password" {
 		t.Errorf("the promoted version was not read")
@@ -80,7 +80,7 @@ func TestRotation(t *testing.T) {
 	if r.Version != newID {
 		t.Errorf("Version %q, want %q", r.Version, newID)
 	}
-	if got := rec.count("GetSecretValue"); got > 1 {
+	if got := rec.Count("GetSecretValue"); got > 1 {
 		t.Errorf("%d GetSecretValue calls for one secret", got)
 	}
 }
@@ -104,7 +104,7 @@ func TestVersionsBatchAndFallbacks(t *testing.T) {
 	srcs = append(srcs, src(t, p, "secret: ver/s01\nversion_id: fixed-id"))
 	srcs = append(srcs, src(t, p, "secret_prefix: ver/"))
 	srcs = append(srcs, src(t, p, "secret_prefix: none/"))
-	rec.reset()
+	rec.Reset()
 
 	labels := versionsOf(t, p, srcs...)
 	for i := range 25 {
@@ -123,14 +123,14 @@ func TestVersionsBatchAndFallbacks(t *testing.T) {
 	}
 	// 26 names: three ListSecrets of ten names; the missing one is asked
 	// for with DescribeSecret; one ListSecrets per prefix. No value is read.
-	t.Logf("Versions of 30 sources: %d ListSecrets, %d DescribeSecret", rec.count("ListSecrets"), rec.count("DescribeSecret"))
-	if got := rec.count("ListSecrets"); got != 5 {
+	t.Logf("Versions of 30 sources: %d ListSecrets, %d DescribeSecret", rec.Count("ListSecrets"), rec.Count("DescribeSecret"))
+	if got := rec.Count("ListSecrets"); got != 5 {
 		t.Errorf("%d ListSecrets calls, want 5", got)
 	}
-	if got := rec.count("DescribeSecret"); got != 1 {
+	if got := rec.Count("DescribeSecret"); got != 1 {
 		t.Errorf("%d DescribeSecret calls, want 1", got)
 	}
-	if n := rec.count("BatchGetSecretValue") + rec.count("GetSecretValue"); n != 0 {
+	if n := rec.Count("BatchGetSecretValue") + rec.Count("GetSecretValue"); n != 0 {
 		t.Errorf("Versions read %d values", n)
 	}
 
@@ -149,7 +149,7 @@ func TestVersionsWithoutListPermission(t *testing.T) {
 	srv.CreateString(t, "narrow/v", `{"V":"1"}`)
 	id := srv.CurrentVersion(t, "narrow/v")
 	rec := newRecorder(t, srv.URL)
-	rec.answer = func(op string, _ int, _ *http.Request) *http.Response {
+	rec.Answer = func(op string, _ int, _ *http.Request) *http.Response {
 		if op == "ListSecrets" {
 			return awsError(http.StatusBadRequest, "AccessDeniedException", "not authorized to perform: secretsmanager:ListSecrets")
 		}
@@ -162,7 +162,7 @@ func TestVersionsWithoutListPermission(t *testing.T) {
 			t.Errorf("label %q, want %q", got, id)
 		}
 	}
-	if lists, describes := rec.count("ListSecrets"), rec.count("DescribeSecret"); lists != 1 || describes != 2 {
+	if lists, describes := rec.Count("ListSecrets"), rec.Count("DescribeSecret"); lists != 1 || describes != 2 {
 		t.Errorf("%d ListSecrets and %d DescribeSecret calls, want 1 and 2", lists, describes)
 	}
 }

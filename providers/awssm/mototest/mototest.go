@@ -1,6 +1,7 @@
-// Package mototest runs moto, an AWS emulator, for tests of the Secrets
-// Manager provider: one moto_server per test package, started on first use
-// on a free loopback port and reset between tests.
+// Package mototest runs moto, an AWS emulator, for tests of the AWS
+// providers (Secrets Manager and SSM Parameter Store): one moto_server per
+// test package, started on first use on a free loopback port and reset
+// between tests, and a recording HTTP transport to count and shape calls.
 package mototest
 
 import (
@@ -172,8 +173,8 @@ func (s *Server) Env() map[string]string {
 	}
 }
 
-// Client returns an SDK client for the server, for tests to arrange
-// secrets with.
+// Client returns an SDK client for the server's Secrets Manager, for tests
+// to arrange secrets with.
 func (s *Server) Client() *secretsmanager.Client {
 	return secretsmanager.New(secretsmanager.Options{
 		Region:       Region,

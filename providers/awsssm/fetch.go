@@ -1,0 +1,376 @@
+package awsssm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	"github.com/aws/aws-sdk-go-v2/service/ssm/types"
+
+	"github.com/secretrun/secretrun/providers"
+	"github.com/secretrun/secretrun/providers/internal/awsconf"
+)
+
+const (
+	// batchSize is the most names GetParameters takes.
+	batchSize = 10
+	// pageSize is the most parameters a GetParametersByPath page holds.
+	pageSize = 10
+	// parallelCalls bounds the calls in flight, under Parameter Store's
+	// default throughput quota of 40 calls a second.
+	parallelCalls = 8
+)
+
+// param is one version of a parameter as read from the service.
+type param struct {
+	name, arn string
+	version   int64
+	value     string
+}
+
+func fromParameter(p types.Parameter) *param {
+	return &param{name: aws.ToString(p.Name), arn: aws.ToString(p.ARN), version: p.Version, value: aws.ToString(p.Value)}
+}
+
+// read is the outcome of reading one parameter id.
+type read struct {
+	p   *param
+	err error
+}
+
+// listing is what a path source found.
+type listing struct {
+	params []*param
+	err    error
+}
+
+// pathKey identifies one GetParametersByPath listing.
+type pathKey struct {
+	path      string
+	recursive bool
+}
+
+func refsOf(p *provider, sources []*providers.Source) ([]*ref, error) {
+	refs := make([]*ref, len(sources))
+	for i, src := range sources {
+		r, ok := src.Ref.(*ref)
+		if !ok {
+			return nil, fmt.Errorf("%s: source at %s was not parsed by this provider", p, src.Pos)
+		}
+		refs[i] = r
+	}
+	return refs, nil
+}
+
+// Fetch reads every source with as few calls as it can: each distinct path
+// is listed, and every parameter source is read in batches of ten names,
+// all at once.
+func (p *provider) Fetch(ctx context.Context, sources []*providers.Source) ([]providers.Result, error) {
+	c, err := p.client(ctx)
+	if err != nil {
+		return nil, err
+	}
+	refs, err := refsOf(p, sources)
+	if err != nil {
+		return nil, err
+	}
+	listed, err := p.listAll(ctx, c, refs, true)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, r := range refs {
+		if r.path == "" {
+			ids = append(ids, r.id())
+		}
+	}
+	reads, err := p.readAll(ctx, c, unique(ids), true)
+	if err != nil {
+		return nil, err
+	}
+
+	results := make([]providers.Result, len(sources))
+	for i, r := range refs {
+		if r.path != "" {
+			results[i] = p.fields(c, r, listed[pathKey{r.path, r.recursive}])
+			continue
+		}
+		rd := reads[r.id()]
+		if rd.err != nil {
+			results[i].Err = p.errorf(c, r, rd.err)
+			continue
+		}
+		results[i] = providers.Result{
+			Fields:  map[string]providers.Field{providers.Plain: {Value: providers.NewSecret(rd.p.value)}},
+			Version: strconv.FormatInt(rd.p.version, 10),
+		}
+	}
+	return results, nil
+}
+
+func (p *provider) errorf(c *conn, r *ref, err error) error {
+	verb := "get"
+	if r.path != "" {
+		verb = "list"
+	}
+	return fmt.Errorf("%s: %s %s (%s): %w", p, verb, r.describe(), c.where(), err)
+}
+
+// fields builds a path source's fields, one per parameter, named by the
+// last segment of its name.
+func (p *provider) fields(c *conn, r *ref, l listing) providers.Result {
+	if l.err != nil {
+		return providers.Result{Err: p.errorf(c, r, l.err)}
+	}
+	if len(l.params) == 0 {
+		return providers.Result{Err: p.errorf(c, r, fmt.Errorf("%w: no parameter below %s", providers.ErrNotFound, r.path))}
+	}
+	fields := make(map[string]providers.Field, len(l.params))
+	from := make(map[string]string, len(l.params))
+	for _, prm := range l.params {
+		field := prm.name[strings.LastIndex(prm.name, "/")+1:]
+		if other, dup := from[field]; dup {
+			return providers.Result{Err: p.errorf(c, r, fmt.Errorf(
+				"%s and %s would both be the field %s; read them with separate, non-recursive `path:` sources, or with `parameter:` and `as:`",
+				other, prm.name, field))}
+		}
+		from[field] = prm.name
+		fields[field] = providers.Field{Value: providers.NewSecret(prm.value)}
+	}
+	return providers.Result{Fields: fields}
+}
+
+// listAll lists every distinct path of refs, all at once. An outage is
+// returned; any other failure is in the path's listing.
+func (p *provider) listAll(ctx context.Context, c *conn, refs []*ref, decrypt bool) (map[pathKey]listing, error) {
+	var keys []pathKey
+	for _, r := range refs {
+		if k := (pathKey{r.path, r.recursive}); r.path != "" && !slices.Contains(keys, k) {
+			keys = append(keys, k)
+		}
+	}
+	out := make(map[pathKey]listing, len(keys))
+	var mu sync.Mutex
+	parallel(len(keys), func(i int) {
+		params, err := p.list(ctx, c, keys[i], decrypt)
+		mu.Lock()
+		out[keys[i]] = listing{params, err}
+		mu.Unlock()
+	})
+	for _, k := range keys {
+		if err := out[k].err; err != nil && wholeBackend(err) {
+			return nil, p.errorf(c, &ref{path: k.path, recursive: k.recursive}, err)
+		}
+	}
+	return out, nil
+}
+
+// list reads every page of one path, sorted by name.
+func (p *provider) list(ctx context.Context, c *conn, k pathKey, decrypt bool) ([]*param, error) {
+	pages := ssm.NewGetParametersByPathPaginator(c.ssm, &ssm.GetParametersByPathInput{
+		Path:           aws.String(k.path),
+		Recursive:      aws.Bool(k.recursive),
+		WithDecryption: aws.Bool(decrypt),
+		MaxResults:     aws.Int32(pageSize),
+	})
+	var out []*param
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return nil, classify(ctx, err)
+		}
+		for _, prm := range page.Parameters {
+			out = append(out, fromParameter(prm))
+		}
+	}
+	slices.SortFunc(out, func(a, b *param) int { return strings.Compare(a.name, b.name) })
+	return out, nil
+}
+
+// readAll reads ids (names or ARNs, with a selector or not) with
+// GetParameters, ten a call, several calls at once. Errors that concern one
+// parameter are in its read; an outage is returned.
+func (p *provider) readAll(ctx context.Context, c *conn, ids []string, decrypt bool) (map[string]read, error) {
+	out := make(map[string]read, len(ids))
+	var mu sync.Mutex
+	groups := batches(ids)
+	var fatal error
+	parallel(len(groups), func(i int) {
+		got, err := p.batch(ctx, c, groups[i], decrypt)
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			if fatal == nil {
+				fatal = fmt.Errorf("%s: get parameters %s (%s): %w", p, several(groups[i]), c.where(), err)
+			}
+			return
+		}
+		for id, rd := range got {
+			out[id] = rd
+		}
+	})
+	if fatal != nil {
+		return nil, fatal
+	}
+	// Reads one by one, after a refused batch, can meet an outage too; it
+	// concerns every source, whichever read met it.
+	for _, id := range ids {
+		if err := out[id].err; err != nil && wholeBackend(err) {
+			return nil, fmt.Errorf("%s: get parameter %s (%s): %w", p, id, c.where(), err)
+		}
+	}
+	return out, nil
+}
+
+// batches splits ids into calls of at most batchSize, never two selectors
+// of one parameter in the same call: GetParameters answers with the
+// parameter's name, and moto leaves out the selector AWS adds, so two
+// versions of one name in a call could not be told apart.
+func batches(ids []string) [][]string {
+	var out [][]string
+	var names []map[string]bool
+	for _, id := range ids {
+		name := baseName(id)
+		placed := false
+		for i := range out {
+			if len(out[i]) < batchSize && !names[i][name] {
+				out[i] = append(out[i], id)
+				names[i][name] = true
+				placed = true
+				break
+			}
+		}
+		if !placed {
+			out = append(out, []string{id})
+			names = append(names, map[string]bool{name: true})
+		}
+	}
+	return out
+}
+
+// baseName is the parameter an id designates, without its selector, in
+// the form GetParameters answers with: the name, also for an ARN.
+func baseName(id string) string {
+	name, _ := splitSelector(id)
+	if strings.HasPrefix(name, "arn:") {
+		if _, rest, ok := strings.Cut(name, ":parameter"); ok {
+			// arn:...:parameter/app/db is /app/db; arn:...:parameter/db is db.
+			if strings.Count(rest, "/") > 1 {
+				return rest
+			}
+			return strings.TrimPrefix(rest, "/")
+		}
+	}
+	return name
+}
+
+// batch reads up to batchSize ids with one GetParameters call, or one by
+// one when the call is refused.
+func (p *provider) batch(ctx context.Context, c *conn, ids []string, decrypt bool) (map[string]read, error) {
+	if !c.batchAllowed() {
+		return p.each(ctx, c, ids, decrypt), nil
+	}
+	resp, err := c.ssm.GetParameters(ctx, &ssm.GetParametersInput{Names: ids, WithDecryption: aws.Bool(decrypt)})
+	if err != nil {
+		err = classify(ctx, err)
+		if wholeBackend(err) {
+			return nil, err
+		}
+		// Refused as a whole (one name the caller may not read, or no
+		// permission for the batch action, or one malformed name spoiling
+		// the call): ask name by name, so that each gets its own answer.
+		each := p.each(ctx, c, ids, decrypt)
+		if errors.Is(err, providers.ErrDenied) && !anyDenied(each) {
+			c.refuseBatch()
+		}
+		return each, nil
+	}
+	out := make(map[string]read, len(ids))
+	for _, prm := range resp.Parameters {
+		got := fromParameter(prm)
+		for _, id := range ids {
+			if name := baseName(id); name == got.name || name == got.arn || id == got.arn {
+				out[id] = read{p: got}
+			}
+		}
+	}
+	for _, bad := range resp.InvalidParameters {
+		for _, id := range ids {
+			if _, done := out[id]; !done && id == bad {
+				out[id] = read{err: notFound(id)}
+			}
+		}
+	}
+	for _, id := range ids {
+		if _, ok := out[id]; !ok {
+			out[id] = read{err: fmt.Errorf("%w: GetParameters returned neither the parameter nor it among the invalid ones", providers.ErrNotFound)}
+		}
+	}
+	return out, nil
+}
+
+func notFound(id string) error {
+	if _, selector := splitSelector(id); selector != "" {
+		return fmt.Errorf("%w: no such parameter, or it has no version or label %s", providers.ErrNotFound, selector)
+	}
+	return fmt.Errorf("%w: no such parameter", providers.ErrNotFound)
+}
+
+func anyDenied(reads map[string]read) bool {
+	for _, rd := range reads {
+		if errors.Is(rd.err, providers.ErrDenied) {
+			return true
+		}
+	}
+	return false
+}
+
+// each reads ids with one GetParameter each.
+func (p *provider) each(ctx context.Context, c *conn, ids []string, decrypt bool) map[string]read {
+	out := make(map[string]read, len(ids))
+	var mu sync.Mutex
+	parallel(len(ids), func(i int) {
+		resp, err := c.ssm.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(ids[i]), WithDecryption: aws.Bool(decrypt)})
+		rd := read{err: classify(ctx, err)}
+		if err == nil {
+			if resp.Parameter == nil {
+				rd.err = notFound(ids[i])
+			} else {
+				rd = read{p: fromParameter(*resp.Parameter)}
+			}
+		}
+		mu.Lock()
+		out[ids[i]] = rd
+		mu.Unlock()
+	})
+	return out
+}
+
+// several names a batch of ids in a message: "/app/a and 9 more".
+func several(ids []string) string {
+	if len(ids) == 1 {
+		return ids[0]
+	}
+	return fmt.Sprintf("%s and %d more", ids[0], len(ids)-1)
+}
+
+// parallel runs f(0) ... f(n-1), at most parallelCalls at a time.
+func parallel(n int, f func(i int)) { awsconf.Parallel(n, parallelCalls, f) }
+
+func unique(ids []string) []string {
+	seen := make(map[string]bool, len(ids))
+	out := ids[:0:0]
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out
+}
