@@ -85,6 +85,7 @@ func TestMaskForms(t *testing.T) {
 		{"path escaped", url.PathEscape(tricky)},
 		{"json escaped", jsonHTML},
 		{"json without html escapes", `p@ss w/rd+<&>\"\\\n\t\u0001é~?`},
+		{"line feeds as a terminal writes them", strings.ReplaceAll(tricky, "\n", "\r\n")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/url"
 	"sort"
+	"strings"
 )
 
 // patterns returns every byte string that is masked for values, longest
@@ -47,6 +48,12 @@ func forms(v string) []string {
 		url.PathEscape(v),
 		jsonBody(v, true),
 		jsonBody(v, false),
+	}
+	// A terminal's output processing (ONLCR) writes each line feed as CR
+	// LF: a multi-line value printed by a child on a pseudo-terminal, a
+	// PEM key, reaches secretrun in that form.
+	if strings.Contains(v, "\n") {
+		out = append(out, strings.ReplaceAll(v, "\n", "\r\n"))
 	}
 	// A value that is part of a larger encoded blob (an HTTP Basic
 	// credential "user:password", a docker config "auth" field) lands at an
