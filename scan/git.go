@@ -87,7 +87,10 @@ func (s *Scanner) History(ctx context.Context, repo string, keep func(path strin
 	if err := log.Start(); err != nil {
 		return nil, Stats{}, fmt.Errorf("git log: %w", err)
 	}
-	workers := min(runtime.GOMAXPROCS(0), 4)
+	workers := s.workers
+	if workers <= 0 {
+		workers = min(runtime.GOMAXPROCS(0), 4)
+	}
 	fds, stats, err := s.blobs(ctx, repo, func(send func(blob) bool) error {
 		defer func() { _, _ = io.Copy(io.Discard, stdout) }()
 		seen := map[string]bool{}

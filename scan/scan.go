@@ -67,6 +67,9 @@ type Scanner struct {
 	// forms are what each of the finder's patterns stands for.
 	forms   [][]form
 	skipped []string
+	// workers is how many `git cat-file` processes read a history; zero
+	// chooses by the number of CPUs.
+	workers int
 }
 
 // form is one value written in one encoding.
