@@ -12,10 +12,12 @@ import (
 
 func TestParameterTypes(t *testing.T) {
 	srv := moto.Get(t)
-	srv.PutParameter(t, "/app/prod/DB_PASSWORD", "s3cure-password", secure)
-	srv.PutParameter(t, "/app/prod/HOST", "db.internal", plainType)
-	srv.PutParameter(t, "/app/prod/ZONES", "eu-west-1a,eu-west-1b", stringList)
-	srv.PutParameter(t, "top-level", "no-slash", plainType)
+	versions := []int64{
+		srv.PutParameter(t, "/app/prod/DB_PASSWORD", "s3cure-password", secure),
+		srv.PutParameter(t, "/app/prod/HOST", "db.internal", plainType),
+		srv.PutParameter(t, "/app/prod/ZONES", "eu-west-1a,eu-west-1b", stringList),
+		srv.PutParameter(t, "top-level", "no-slash", plainType),
+	}
 	rec := mototest.NewRecorder(t, srv.URL)
 	p := forMoto(t, srv, rec)
 
@@ -32,8 +34,8 @@ func TestParameterTypes(t *testing.T) {
 		if got := plainValue(t, results[i]); got != want {
 			t.Errorf("source %d: got another value (%d bytes, want %d)", i, len(got), len(want))
 		}
-		if results[i].Version != "1" {
-			t.Errorf("source %d: Version %q, want 1", i, results[i].Version)
+		if want := fmt.Sprint(versions[i]); results[i].Version != want {
+			t.Errorf("source %d: Version %q, want %s", i, results[i].Version, want)
 		}
 	}
 	want := map[string]string{"DB_PASSWORD": "s3cure-password", "HOST": "db.internal", "ZONES": "eu-west-1a,eu-west-1b"}
@@ -82,34 +84,39 @@ func TestPathRecursion(t *testing.T) {
 
 func TestVersionsAndLabels(t *testing.T) {
 	srv := moto.Get(t)
-	for _, v := range []string{"first", "second", "third"} {
-		srv.PutParameter(t, "/pin/db", v, secure)
-	}
-	srv.LabelParameter(t, "/pin/db", 1, "stable")
-	srv.LabelParameter(t, "/pin/db", 2, "canary")
+	// Version numbers as moto gave them: a put it applied twice, retried
+	// after a lost response, takes two.
+	v1 := srv.PutParameter(t, "/pin/db", "first", secure)
+	v2 := srv.PutParameter(t, "/pin/db", "second", secure)
+	v3 := srv.PutParameter(t, "/pin/db", "third", secure)
+	srv.LabelParameter(t, "/pin/db", v1, "stable")
+	srv.LabelParameter(t, "/pin/db", v2, "canary")
 	rec := mototest.NewRecorder(t, srv.URL)
 	p := forMoto(t, srv, rec)
 
 	results := fetch(t, p,
 		src(t, p, "parameter: /pin/db\nas: DB"),
-		src(t, p, "parameter: /pin/db\nversion: 1\nas: DB"),
-		src(t, p, "parameter: /pin/db:2\nas: DB"),
+		src(t, p, fmt.Sprintf("parameter: /pin/db\nversion: %d\nas: DB", v1)),
+		src(t, p, fmt.Sprintf("parameter: /pin/db:%d\nas: DB", v2)),
 		src(t, p, "parameter: /pin/db\nversion: stable\nas: DB"),
 		src(t, p, "parameter: /pin/db:canary\nas: DB"),
-		src(t, p, "parameter: /pin/db\nversion: 9\nas: DB"),
+		src(t, p, "parameter: /pin/db\nversion: 99\nas: DB"),
 		src(t, p, "parameter: /pin/db\nversion: nolabel\nas: DB"),
 	)
-	for i, want := range []struct{ value, version string }{
-		{"third", "3"}, {"first", "1"}, {"second", "2"}, {"first", "1"}, {"second", "2"},
+	for i, want := range []struct {
+		value   string
+		version int64
+	}{
+		{"third", v3}, {"first", v1}, {"second", v2}, {"first", v1}, {"second", v2},
 	} {
 		if got := plainValue(t, results[i]); got != want.value {
 			t.Errorf("source %d: got the value of another version", i)
 		}
-		if results[i].Version != want.version {
-			t.Errorf("source %d: Version %q, want %q", i, results[i].Version, want.version)
+		if results[i].Version != fmt.Sprint(want.version) {
+			t.Errorf("source %d: Version %q, want %d", i, results[i].Version, want.version)
 		}
 	}
-	wantErr(t, results[5].Err, providers.ErrNotFound, "parameter /pin/db version 9", "eu-west-1")
+	wantErr(t, results[5].Err, providers.ErrNotFound, "parameter /pin/db version 99", "eu-west-1")
 	wantErr(t, results[6].Err, providers.ErrNotFound, "parameter /pin/db label nolabel")
 	// Seven selectors of one parameter cannot share a call.
 	if got := rec.Count("GetParameters"); got != 7 {
@@ -119,10 +126,10 @@ func TestVersionsAndLabels(t *testing.T) {
 	// A label that moves is a new version of what the source reads.
 	stable := src(t, p, "parameter: /pin/db\nversion: stable\nas: DB")
 	before := versionsOf(t, p, stable)[0]
-	srv.LabelParameter(t, "/pin/db", 3, "stable")
+	srv.LabelParameter(t, "/pin/db", v3, "stable")
 	after := versionsOf(t, p, stable)[0]
-	if before != "1" || after != "3" {
-		t.Errorf("labels %q then %q, want 1 then 3", before, after)
+	if before != fmt.Sprint(v1) || after != fmt.Sprint(v3) {
+		t.Errorf("labels %q then %q, want %d then %d", before, after, v1, v3)
 	}
 	if got := plainValue(t, fetch(t, p, stable)[0]); got != "third" {
 		t.Errorf("the moved label read another version")
@@ -135,9 +142,10 @@ func TestPaginationOverManyParameters(t *testing.T) {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
 			base := fmt.Sprintf("/many%d", n)
 			want := map[string]string{}
+			versions := map[int]string{}
 			for i := range n {
 				name := fmt.Sprintf("P%03d", i)
-				srv.PutParameter(t, base+"/"+name, fmt.Sprintf("value-%d", i), secure)
+				versions[i] = fmt.Sprint(srv.PutParameter(t, base+"/"+name, fmt.Sprintf("value-%d", i), secure))
 				want[name] = fmt.Sprintf("value-%d", i)
 			}
 			rec := mototest.NewRecorder(t, srv.URL)
@@ -169,8 +177,8 @@ func TestPaginationOverManyParameters(t *testing.T) {
 			rec.Reset()
 			labels := versionsOf(t, p, append(params, path)...)
 			for i, l := range labels[:n] {
-				if l != "1" {
-					t.Errorf("parameter %d: label %q, want 1", i, l)
+				if l != versions[i] {
+					t.Errorf("parameter %d: label %q, want %s", i, l, versions[i])
 				}
 			}
 			if rec.Count("GetParametersByPath") != wantCalls || rec.Count("GetParameters") != wantCalls {

@@ -1,6 +1,7 @@
 package awsssm
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -14,9 +15,9 @@ import (
 // on the way.
 func TestWatchLabels(t *testing.T) {
 	srv := moto.Get(t)
-	srv.PutParameter(t, "/w/app/TOKEN", "t1", secure)
+	v1 := fmt.Sprint(srv.PutParameter(t, "/w/app/TOKEN", "t1", secure))
 	srv.PutParameter(t, "/w/app/USER", "u1", plainType)
-	srv.PutParameter(t, "/w/other", "o1", secure)
+	other1 := fmt.Sprint(srv.PutParameter(t, "/w/other", "o1", secure))
 	rec := mototest.NewRecorder(t, srv.URL)
 	var decrypted []string
 	rec.Answer = func(op string, _ int, req *http.Request) *http.Response {
@@ -29,12 +30,12 @@ func TestWatchLabels(t *testing.T) {
 	token := src(t, p, "parameter: /w/app/TOKEN\nas: TOKEN")
 	path := src(t, p, "path: /w/app")
 	other := src(t, p, "parameter: /w/other\nas: OTHER")
-	pinned := src(t, p, "parameter: /w/app/TOKEN\nversion: 1\nas: OLD")
+	pinned := src(t, p, "parameter: /w/app/TOKEN\nversion: "+v1+"\nas: OLD")
 	missing := src(t, p, "parameter: /w/later\nas: LATER")
 	all := []*providers.Source{token, path, other, pinned, missing}
 
 	start := versionsOf(t, p, all...)
-	if start[0] != "1" || start[2] != "1" || start[3] != "1" || start[4] != absent || start[1] == "" || start[1] == absent {
+	if start[0] != v1 || start[2] != other1 || start[3] != v1 || start[4] != absent || start[1] == "" || start[1] == absent {
 		t.Fatalf("labels %q", start)
 	}
 	if again := versionsOf(t, p, all...); !equal(again, start) {
@@ -62,10 +63,10 @@ func TestWatchLabels(t *testing.T) {
 		}
 		start = now
 	}
-	srv.PutParameter(t, "/w/app/TOKEN", "t2", secure)
+	v2 := fmt.Sprint(srv.PutParameter(t, "/w/app/TOKEN", "t2", secure))
 	step("a new version", 0, 1)
-	if start[0] != "2" {
-		t.Errorf("label %q, want the version number 2", start[0])
+	if start[0] != v2 {
+		t.Errorf("label %q, want the version number %s", start[0], v2)
 	}
 	srv.PutParameter(t, "/w/app/NEW", "n1", secure)
 	step("a new parameter below the path", 1)
@@ -87,15 +88,15 @@ func TestWatchLabels(t *testing.T) {
 
 func TestVersionsWhenDenied(t *testing.T) {
 	srv := moto.Get(t)
-	srv.PutParameter(t, "/d/open", "1", plainType)
+	open := fmt.Sprint(srv.PutParameter(t, "/d/open", "1", plainType))
 	srv.PutParameter(t, "/d/closed", "2", plainType)
 	rec := mototest.NewRecorder(t, srv.URL)
 	rec.Answer = deny("/d/closed")
 	p := forMoto(t, srv, rec)
 	labels := versionsOf(t, p, src(t, p, "parameter: /d/open\nas: A"), src(t, p, "parameter: /d/closed\nas: B"))
 	// Denied: the provider cannot tell, and the watch loop compares values.
-	if labels[0] != "1" || labels[1] != "" {
-		t.Errorf("labels %q, want 1 and empty", labels)
+	if labels[0] != open || labels[1] != "" {
+		t.Errorf("labels %q, want %s and empty", labels, open)
 	}
 }
 
