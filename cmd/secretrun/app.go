@@ -189,6 +189,7 @@ func newApp(d deps) *cli.App {
 			loginCommand(d),
 			logoutCommand(d),
 			keyringCommand(d),
+			scanCommand(d),
 			versionCommand(d),
 		},
 	}
