@@ -66,6 +66,8 @@ type Supervisor struct {
 	Policy Policy
 	// Log receives rotation events; nil discards them.
 	Log *slog.Logger
+	// Started, when set, is told the PID of every child as it starts.
+	Started func(pid int)
 }
 
 // Policy is what the supervisor does when the secrets rotate: the
@@ -240,6 +242,16 @@ type supervisor struct {
 // out the rotations it receives. It is the one place that decides what
 // happens to the child; the OS files only start, signal and wait.
 func (s *Supervisor) supervise(l loop) (int, error) {
+	if s.Started != nil {
+		launch := l.launch
+		l.launch = func(env []string) (process, error) {
+			p, err := launch(env)
+			if err == nil {
+				s.Started(p.pid())
+			}
+			return p, err
+		}
+	}
 	sv := &supervisor{Supervisor: s, l: l, log: s.logger(), stopTimeout: s.StopTimeout, storm: newRestartGuard(s.Policy.Interval)}
 	if sv.stopTimeout <= 0 {
 		sv.stopTimeout = defaultStopTimeout

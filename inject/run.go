@@ -54,6 +54,9 @@ type Job struct {
 
 	// Log receives secretrun's own events and warnings; nil discards them.
 	Log *slog.Logger
+	// Events, when set, is told what happens to the secrets and the child,
+	// for the audit trail and `secretrun status` (see events.go).
+	Events func(Event)
 
 	// rand returns a number in [0, 1) for jitter and splay; tests make it
 	// predictable.
@@ -92,7 +95,7 @@ func Run(ctx context.Context, j Job) (int, error) {
 	closeAll := func() {
 		if !closed {
 			closed = true
-			CloseProviders(j.Providers, j.Names, log)
+			CloseProviders(j.observedClosers(), j.Names, log)
 		}
 	}
 	defer closeAll()
@@ -102,6 +105,7 @@ func Run(ctx context.Context, j Job) (int, error) {
 	secrets, err := Resolve(fetchCtx, j.Sources, j.Providers)
 	stop()
 	if err != nil {
+		j.emit(Event{Kind: EventFetchFailed, Err: err})
 		return 0, err
 	}
 	environ := func(s *Secrets) []string { return Environ(j.Environ, s.Vars, j.PreserveEnv) }
@@ -117,7 +121,10 @@ func Run(ctx context.Context, j Job) (int, error) {
 		// What the providers hold only for themselves (a login token)
 		// is given back now: after exec nobody could.
 		closeAll()
-		return 0, Exec(cmd)
+		j.emit(Event{Kind: EventStart, PID: os.Getpid(), Secrets: secrets})
+		err := Exec(cmd)
+		j.emit(Event{Kind: EventExit, Err: err})
+		return 0, err
 	}
 
 	sup := &Supervisor{
@@ -130,6 +137,7 @@ func Run(ctx context.Context, j Job) (int, error) {
 		StopTimeout: j.StopTimeout,
 		Log:         log,
 	}
+	obs := j.observe(sup, secrets)
 	var masks []*rotatingMask
 	if j.Mask {
 		stdout, stderr := newRotatingMask(j.Stdout, values), newRotatingMask(j.Stderr, values)
@@ -158,8 +166,11 @@ func Run(ctx context.Context, j Job) (int, error) {
 		for _, m := range masks {
 			m.add(fresh)
 		}
+		obs.rotated(s)
 	}, log)
-	return sup.Run()
+	status, err := sup.Run()
+	obs.exited(status, err)
+	return status, err
 }
 
 // start runs what goes on beside the child until ctx ends: a renewer for
@@ -167,6 +178,9 @@ func Run(ctx context.Context, j Job) (int, error) {
 // whose rotations go to sup as the job's policy says.
 func (j *Job) start(ctx context.Context, wg *sync.WaitGroup, sup *Supervisor, secrets *Secrets, environ func(*Secrets) []string, onRotate func(*Secrets), log *slog.Logger) {
 	renewers := newRenewers(j.Providers, j.Names, log)
+	for name, r := range renewers {
+		r.holder = j.observedRenewals(name, r.holder)
+	}
 	if j.Watch != nil {
 		w := newWatcher(j.Sources, j.Providers, j.Names, secrets, environ, j.Watch.Interval, log)
 		w.rand = j.rand
