@@ -52,24 +52,33 @@ func tokenRevoked(v *vaulttest.Vault, token string) bool {
 	return err != nil
 }
 
-func TestAppRoleLogin(t *testing.T) {
-	v := needVault(t)
-	path := unique("approle-app")
-	kvPut(t, v.Root, "secret", path, map[string]any{"DB_URL": "postgres://app"})
-	mount := enableAuth(t, v, "approle")
+// appRole enables AppRole with a role that reads secret/PATH, and returns
+// the provider settings that log in with it, the mount, role id and
+// secret id.
+func appRole(t *testing.T, v *vaulttest.Vault, path string) (yaml, mount, roleID, secretID string) {
+	t.Helper()
+	mount = enableAuth(t, v, "approle")
 	write(t, v.Root, "auth/"+mount+"/role/ci", map[string]any{"token_policies": readerPolicy(t, v, path), "token_ttl": "1h"})
-	roleID, err := v.Root.Logical().Read("auth/" + mount + "/role/ci/role-id")
+	role, err := v.Root.Logical().Read("auth/" + mount + "/role/ci/role-id")
 	if err != nil {
 		t.Fatal(err)
 	}
+	roleID = role.Data["role_id"].(string)
 	sid := write(t, v.Root, "auth/"+mount+"/role/ci/secret-id", nil)
-	secretID := sid.Data["secret_id"].(string)
+	secretID = sid.Data["secret_id"].(string)
 	file := filepath.Join(t.TempDir(), "secret-id")
 	if err := os.WriteFile(file, []byte(secretID+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	yaml = fmt.Sprintf("auth:\n  method: approle\n  mount: %s\n  role_id: %s\n  secret_id_file: %s\n", mount, roleID, file)
+	return yaml, mount, roleID, secretID
+}
 
-	yaml := fmt.Sprintf("auth:\n  method: approle\n  mount: %s\n  role_id: %s\n  secret_id_file: %s\n", mount, roleID.Data["role_id"], file)
+func TestAppRoleLogin(t *testing.T) {
+	v := needVault(t)
+	path := unique("approle-app")
+	kvPut(t, v.Root, "secret", path, map[string]any{"DB_URL": "postgres://app"})
+	yaml, mount, roleID, secretID := appRole(t, v, path)
 	// VAULT_TOKEN must not matter when a login method is configured.
 	p := newProvider(t, yaml, newEnv(map[string]string{"VAULT_ADDR": v.Addr, "VAULT_TOKEN": "hvs.ignored"}))
 	r := fetchOne(t, p, "path: secret/"+path)
@@ -84,13 +93,48 @@ func TestAppRoleLogin(t *testing.T) {
 		t.Error("the approle token is still valid after Close")
 	}
 
-	badYAML := fmt.Sprintf("auth:\n  method: approle\n  mount: %s\n  role_id: %s\n  secret_id: wrong-secret-id-value\n", mount, roleID.Data["role_id"])
+	badYAML := fmt.Sprintf("auth:\n  method: approle\n  mount: %s\n  role_id: %s\n  secret_id: wrong-secret-id-value\n", mount, roleID)
 	bad := newProvider(t, badYAML, newEnv(map[string]string{"VAULT_ADDR": v.Addr}))
-	_, err = bad.Fetch(context.Background(), []*providers.Source{source(t, bad, "path: secret/"+path)})
+	_, err := bad.Fetch(context.Background(), []*providers.Source{source(t, bad, "path: secret/"+path)})
 	if !errors.Is(err, providers.ErrAuth) {
 		t.Fatalf("wrong secret_id: got %v, want ErrAuth", err)
 	}
 	mustNotContain(t, err, "wrong-secret-id-value", secretID)
+}
+
+// An operator revokes the token secretrun logged in for: the read that
+// meets the revocation fails as an authentication error, not as a missing
+// permission, and the next one logs in again.
+func TestRevokedLoginTokenIsReplaced(t *testing.T) {
+	v := needVault(t)
+	path := unique("approle-revoked")
+	kvPut(t, v.Root, "secret", path, map[string]any{"DB_URL": "postgres://app"})
+	yaml, _, _, _ := appRole(t, v, path)
+	p := newProvider(t, yaml, newEnv(map[string]string{"VAULT_ADDR": v.Addr}))
+	if r := fetchOne(t, p, "path: secret/"+path); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	revoked := p.tok.token
+	if err := v.Root.Auth().Token().RevokeTree(revoked); err != nil {
+		t.Fatal(err)
+	}
+	_, err := p.Fetch(context.Background(), []*providers.Source{source(t, p, "path: secret/"+path)})
+	if !errors.Is(err, providers.ErrAuth) || !strings.Contains(err.Error(), "the token is invalid or expired") {
+		t.Fatalf("read with the revoked token: got %v, want ErrAuth naming the token", err)
+	}
+	if r := fetchOne(t, p, "path: secret/"+path); r.Err != nil || values(r)["DB_URL"] != "postgres://app" {
+		t.Fatalf("read after the revocation: %v", r.Err)
+	}
+	renewed := p.tok.token
+	if renewed == revoked {
+		t.Fatal("no new login after the token was revoked")
+	}
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !tokenRevoked(v, renewed) {
+		t.Error("the new login token is still valid after Close")
+	}
 }
 
 // signJWT signs claims with RS256, as an identity provider would.

@@ -119,14 +119,52 @@ func (p *provider) describe(ctx context.Context, op string, err error) error {
 // denied tells a rejected token from a token without the right policy,
 // which Vault both answer with 403.
 func (p *provider) denied(ctx context.Context, op string) error {
+	if err := p.checkToken(ctx, op); err != nil {
+		return err
+	}
 	policies, err := p.tokenPolicies(ctx)
 	switch {
 	case err != nil && statusOf(err) == 403:
-		return fmt.Errorf("vault %q: %s: %w: the token is invalid or expired (%s)", p.name, op, providers.ErrAuth, p.tokenOrigin())
+		return p.tokenRejected(op)
 	case err != nil && isUnavailable(err):
 		return p.unavailable(op, err)
 	case err != nil:
 		return fmt.Errorf("vault %q: %s: %w", p.name, op, providers.ErrDenied)
 	}
 	return fmt.Errorf("vault %q: %s: %w (token policies: %s)", p.name, op, providers.ErrDenied, strings.Join(policies, ", "))
+}
+
+// checkToken asks Vault, after a 403, whether it still accepts the token at
+// all: an operator may have revoked it, or it may have expired sooner than
+// its TTL said. What is known about the token (its policies) cannot tell.
+// A token of ours is then marked run out, so that the next request logs in
+// again. It returns nil when the token is fine or Vault cannot say.
+func (p *provider) checkToken(ctx context.Context, op string) error {
+	c, err := p.apiClient()
+	if err != nil {
+		return nil
+	}
+	if err := p.acquire(ctx); err != nil {
+		return nil
+	}
+	_, err = c.Auth().Token().LookupSelfWithContext(ctx)
+	p.release()
+	switch {
+	case err == nil:
+		return nil
+	case isUnavailable(err):
+		return p.unavailable(op, err)
+	case statusOf(err) != 403:
+		return nil
+	}
+	p.authMu.Lock()
+	if p.tok != nil && p.tok.ours {
+		p.tok.expires = p.now()
+	}
+	p.authMu.Unlock()
+	return p.tokenRejected(op)
+}
+
+func (p *provider) tokenRejected(op string) error {
+	return fmt.Errorf("vault %q: %s: %w: the token is invalid or expired (%s)", p.name, op, providers.ErrAuth, p.tokenOrigin())
 }

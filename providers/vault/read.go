@@ -125,9 +125,12 @@ func (p *provider) mount(ctx context.Context, c *api.Client, path string) (mount
 // can see, which is what a user needs to spot a wrong mount.
 func (p *provider) noMount(ctx context.Context, c *api.Client, path string) error {
 	op := "read " + path
+	if err := p.checkToken(ctx, op); err != nil {
+		return err
+	}
 	policies, err := p.tokenPolicies(ctx)
 	if err != nil && statusOf(err) == 403 {
-		return fmt.Errorf("vault %q: %s: %w: the token is invalid or expired (%s)", p.name, op, providers.ErrAuth, p.tokenOrigin())
+		return p.tokenRejected(op)
 	}
 	if err != nil && isUnavailable(err) {
 		return p.unavailable(op, err)
@@ -429,6 +432,9 @@ func (p *provider) kv2Label(ctx context.Context, c *api.Client, path string, m m
 	p.release()
 	switch {
 	case err != nil && statusOf(err) == 403 && ctx.Err() == nil:
+		if err := p.checkToken(ctx, "read the metadata of "+path); err != nil {
+			return "", err
+		}
 		// A policy may grant data/ but not metadata/; then values are
 		// compared instead.
 		p.noMetadata.Store(path, true)
