@@ -21,6 +21,9 @@ type Type struct {
 type Env struct {
 	// Getenv reads secretrun's own environment (VAULT_ADDR, AWS_REGION, ...).
 	Getenv func(string) string
+	// Environ returns secretrun's own environment as os.Environ does, for
+	// providers that start programs (exec); nil when not given.
+	Environ func() []string
 	// HomeDir is the user's home directory ("" when unknown).
 	HomeDir string
 	// Keyring holds credentials stored by `secretrun login`.
