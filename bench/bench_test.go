@@ -82,6 +82,22 @@ func TestSmoke(t *testing.T) {
 			t.Log(r.missing)
 		}
 	})
+	t.Run("faults", func(t *testing.T) {
+		if rep.faults, err = h.measureFaults(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range rep.faults.skipped {
+			providertest.Need(t, s.what, s.err)
+		}
+		for _, row := range rep.faults.rows {
+			if len(row.s)+len(row.failed) != 1 {
+				t.Errorf("%s, %s: %d runs, want 1", row.backend, row.fault, len(row.s)+len(row.failed))
+			}
+		}
+		if len(rep.faults.rows) == 0 {
+			t.Error("no fault recovery figure")
+		}
+	})
 	md := rep.markdown()
 	for _, want := range []string{"## Targets", "## Masking throughput", "## `secretrun version`"} {
 		if !strings.Contains(md, want) {

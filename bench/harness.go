@@ -42,6 +42,7 @@ type harness struct {
 	moto      *motoBackend
 	motoErr   error
 	infisical *infisicalBackend
+	infErr    error
 	// reference is the first scenario with a start-up target, which the
 	// build variants are measured with.
 	reference *reference
@@ -116,11 +117,11 @@ func (h *harness) motoServer() (*motoBackend, error) {
 	return h.moto, h.motoErr
 }
 
-func (h *harness) infisicalServer() *infisicalBackend {
-	if h.infisical == nil {
-		h.infisical = startInfisical()
+func (h *harness) infisicalServer() (*infisicalBackend, error) {
+	if h.infisical == nil && h.infErr == nil {
+		h.infisical, h.infErr = startInfisical()
 	}
-	return h.infisical
+	return h.infisical, h.infErr
 }
 
 // baseEnv is the environment every command runs with: enough to find

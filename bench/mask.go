@@ -40,7 +40,10 @@ func (h *harness) measureMask(ctx context.Context) (*maskResult, error) {
 	if h.opts.smoke {
 		size, runs = 4<<20, 1
 	}
-	s := h.infisicalServer()
+	s, err := h.infisicalServer()
+	if err != nil {
+		return nil, err
+	}
 	values := make([]string, secrets)
 	for i := range values {
 		values[i] = randomValue()

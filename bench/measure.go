@@ -8,10 +8,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/secretrun/secretrun/config"
@@ -27,9 +29,10 @@ type startupRow struct {
 	vars        int
 	target      time.Duration
 	s           sample
-	// planning and fetching are secretrun's own work before starting the
-	// child, timed in a running process.
-	planning, fetching sample
+	// planning and running are secretrun's own work, timed in a running
+	// process through the entry points of `secretrun run`: config.Load and
+	// Plan, then inject.Run with /bin/true.
+	planning, running sample
 	// requests are those of one `secretrun run`, by endpoint; nil when
 	// the backend's requests cannot be counted.
 	requests map[string]int
@@ -57,16 +60,20 @@ type skip struct {
 
 // report is everything one benchmark run measured.
 type report struct {
-	opts     options
-	machine  machine
-	direct   sample
-	startup  []startupRow
-	polls    []pollRow
-	rss      []rssRow
-	mask     *maskResult
-	version  *versionResult
-	rotation *rotationResult
-	skipped  []skip
+	opts    options
+	machine machine
+	direct  sample
+	// childInProcess is /bin/true started and waited for by this process,
+	// the part of each in-process run that is not secretrun's work.
+	childInProcess sample
+	startup        []startupRow
+	polls          []pollRow
+	rss            []rssRow
+	mask           *maskResult
+	version        *versionResult
+	rotation       *rotationResult
+	faults         *faultResult
+	skipped        []skip
 	// referenceName names the scenario the build variants ran.
 	referenceName string
 }
@@ -91,6 +98,9 @@ func (h *harness) runAll(ctx context.Context) (*report, error) {
 		return nil, err
 	}
 	h.direct = rep.direct
+	if rep.childInProcess, err = h.timeChildInProcess(ctx); err != nil {
+		return nil, err
+	}
 	for _, g := range startupGroups {
 		if !h.wants(g.name) {
 			continue
@@ -123,6 +133,14 @@ func (h *harness) runAll(ctx context.Context) (*report, error) {
 			rep.rotation = &rotationResult{missing: fmt.Sprintf("The measurement failed: %v", err)}
 		}
 	}
+	if h.wants(groupFaults) {
+		h.logf("fault recovery")
+		if rep.faults, err = h.measureFaults(ctx); err != nil {
+			h.logf("faults: %v", err)
+			rep.skipped = append(rep.skipped, skip{"fault recovery", err})
+			rep.faults = nil
+		}
+	}
 	rep.machine.loadAfter = loadAverage()
 	return rep, nil
 }
@@ -148,7 +166,7 @@ func (h *harness) runGroup(ctx context.Context, g group, rep *report) error {
 		if row.s, err = h.timeRuns(ctx, argv, env); err != nil {
 			return fmt.Errorf("%s %s: %w", g.name, sc.name, err)
 		}
-		if row.planning, row.fetching, err = h.timeInProcess(ctx, direct, env); err != nil {
+		if row.planning, row.running, err = h.timeInProcess(ctx, direct, env); err != nil {
 			return fmt.Errorf("%s %s: in process: %w", g.name, sc.name, err)
 		}
 		if sc.target != 0 && h.reference == nil {
@@ -193,9 +211,10 @@ func (h *harness) countRun(ctx context.Context, g group, sc scenario, be backend
 	return diff(before, be.counter.counts()), nil
 }
 
-// planInProcess plans a scenario in this process, as secretrun does, with
-// env standing for secretrun's environment.
-func planInProcess(path string, env []string) (*config.Plan, error) {
+// planAsCmd loads and plans a config in this process as `secretrun run`
+// does (cmd/secretrun's plan), with env standing for secretrun's
+// environment.
+func planAsCmd(path string, env []string) (*config.Plan, error) {
 	vars := map[string]string{}
 	for _, kv := range env {
 		k, v, _ := strings.Cut(kv, "=")
@@ -215,98 +234,149 @@ func planInProcess(path string, env []string) (*config.Plan, error) {
 	return f.Plan(all.Registry(), config.Selection{Lookup: lookup}, penv)
 }
 
-func closePlan(ctx context.Context, plan *config.Plan) {
-	for _, p := range plan.Providers {
-		if c, ok := p.(providers.Closer); ok {
-			_ = c.Close(ctx)
-		}
+// engineJob is the job `secretrun run` gives the engine for a plan, kept
+// the child's parent (NoExec) so that this process survives the run.
+func engineJob(plan *config.Plan, env, args []string, devNull *os.File) inject.Job {
+	names := make(map[string]string, len(plan.Types))
+	for name, typ := range plan.Types {
+		names[name] = fmt.Sprintf("%s %q", typ, name)
+	}
+	return inject.Job{
+		Args:        args,
+		Sources:     plan.Sources,
+		Providers:   plan.Providers,
+		Names:       names,
+		Environ:     env,
+		Stdin:       devNull,
+		Stdout:      devNull,
+		Stderr:      devNull,
+		NoExec:      true,
+		StopSignal:  syscall.SIGTERM,
+		StopTimeout: plan.Watch.StopTimeout,
 	}
 }
 
-// timeInProcess times what secretrun does between its initialisation and
-// starting the child, in this already running process, with new providers
-// (and so new connections) each time: loading and planning the config, and
-// fetching every source and assembling the environment.
-func (h *harness) timeInProcess(ctx context.Context, path string, env []string) (planning, fetching sample, err error) {
+// timeInProcess times secretrun's own work in this already running
+// process, with new providers (and so new connections) each time, through
+// the same entry points as `secretrun run`: config.Load and Plan, then
+// inject.Run, which fetches every source, builds the environment, starts
+// /bin/true as a supervised child, waits for it and closes the providers.
+func (h *harness) timeInProcess(ctx context.Context, path string, env []string) (planning, running sample, err error) {
+	devNull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer devNull.Close()
 	for i := range 1 + h.opts.runs {
 		start := time.Now()
-		plan, err := planInProcess(path, env)
+		plan, err := planAsCmd(path, env)
 		if err != nil {
 			return nil, nil, err
 		}
 		planned := time.Now()
-		secrets, err := inject.Resolve(ctx, plan.Sources, plan.Providers)
-		if err == nil {
-			_ = inject.Environ(env, secrets.Vars, false)
+		status, err := inject.Run(ctx, engineJob(plan, env, []string{"/bin/true"}, devNull))
+		ran := time.Now()
+		if err == nil && status != 0 {
+			err = fmt.Errorf("/bin/true exited with %d", status)
 		}
-		fetched := time.Now()
-		closePlan(ctx, plan)
 		if err != nil {
 			return nil, nil, err
 		}
 		if i > 0 || h.opts.smoke {
 			planning = append(planning, planned.Sub(start))
-			fetching = append(fetching, fetched.Sub(planned))
+			running = append(running, ran.Sub(planned))
 		}
 	}
-	return planning, fetching, nil
+	return planning, running, nil
 }
 
-// countPoll plans the scenario in this process, fetches once as at
-// start-up and then asks each provider for its versions twice, as two polls
-// of the watch loop would; it counts the second poll.
+// timeChildInProcess times starting /bin/true from this process and
+// waiting for it, the part of timeInProcess's run that is not secretrun's.
+func (h *harness) timeChildInProcess(ctx context.Context) (sample, error) {
+	var s sample
+	for i := range 1 + h.opts.runs {
+		start := time.Now()
+		if err := exec.CommandContext(ctx, "/bin/true").Run(); err != nil {
+			return nil, err
+		}
+		if i > 0 || h.opts.smoke {
+			s = append(s, time.Since(start))
+		}
+	}
+	return s, nil
+}
+
+// pollInterval is the watch interval the poll counts run with: long enough
+// that one poll of 1000 paths ends well before the next begins.
+const pollInterval = 2 * time.Second
+
+// countPoll runs `secretrun run --watch` against the counted endpoint and
+// counts the requests of one idle poll: the running watch loop's requests
+// are grouped into polls by the quiet time between them, the first poll
+// (which may still establish ETags or caches) is left out, and the last
+// complete one is counted.
 func (h *harness) countPoll(ctx context.Context, g group, sc scenario, be backend) (pollRow, error) {
 	row := pollRow{group: g.title, name: sc.name}
 	endpoint := be.counted
 	if endpoint == "" {
 		endpoint = be.direct
 	}
-	path, err := h.writeConfig(g.name+"-"+sc.name+"-poll", sc.config(endpoint))
+	text := sc.config(endpoint) + fmt.Sprintf("watch:\n  interval: %s\n  on_change: none\n", pollInterval)
+	path, err := h.writeConfig(g.name+"-"+sc.name+"-poll", text)
 	if err != nil {
 		return row, err
 	}
-	plan, err := planInProcess(path, append(baseEnv(), sc.env(endpoint)...))
+	env := append(baseEnv(), sc.env(endpoint)...)
+	plan, err := planAsCmd(path, env)
 	if err != nil {
 		return row, err
 	}
-	defer closePlan(ctx, plan)
-	if _, err := inject.Resolve(ctx, plan.Sources, plan.Providers); err != nil {
-		return row, err
+	versioned := true
+	for _, p := range plan.Providers {
+		if _, ok := p.(providers.Versioner); !ok {
+			versioned = false
+		}
 	}
-	for name, p := range plan.Providers {
-		var srcs []*providers.Source
-		for _, s := range plan.Sources {
-			if s.Provider == name {
-				srcs = append(srcs, s)
-			}
-		}
-		v, ok := p.(providers.Versioner)
-		if !ok {
-			row.note = "no Versions method: each poll fetches every source again"
-			if be.counter == nil {
-				return row, nil
-			}
-			before := be.counter.counts()
-			if _, err := p.Fetch(ctx, srcs); err != nil {
-				return row, err
-			}
-			row.requests = diff(before, be.counter.counts())
-			return row, nil
-		}
-		if _, err := v.Versions(ctx, srcs); err != nil {
-			return row, err
-		}
-		if be.counter == nil {
+	inject.CloseProviders(plan.Providers, nil, slog.New(slog.DiscardHandler))
+	if !versioned {
+		row.note = "no Versions method: each poll fetches every source again"
+	}
+	if be.counter == nil {
+		if versioned {
 			row.note = "requests not countable"
+		}
+		return row, nil
+	}
+	proxy, ok := be.counter.(*countingProxy)
+	if !ok {
+		return row, fmt.Errorf("%s: requests are counted without their times", g.name)
+	}
+	since := time.Now()
+	w, err := h.startWatched(ctx, path, env, "/bin/sh", "-c", "echo started; exec sleep 3600")
+	if err != nil {
+		return row, err
+	}
+	defer w.stop()
+	if _, err := w.waitFor(30*time.Second, "the child's start", func(l line) bool { return !l.stderr && l.text == "started" }, nil); err != nil {
+		return row, err
+	}
+	// Requests within a poll follow each other closely; polls are an
+	// interval apart, give or take a tenth.
+	gap := pollInterval / 4
+	deadline := time.Now().Add(10*pollInterval + 30*time.Second)
+	for {
+		// The start-up fetch, then three polls: the first compares values
+		// and may establish ETags, the third is counted once a quiet gap
+		// shows it complete.
+		if b, quiet := proxy.bursts(since, gap); len(b) >= 4 && quiet {
+			row.requests = b[len(b)-1]
 			return row, nil
 		}
-		before := be.counter.counts()
-		if _, err := v.Versions(ctx, srcs); err != nil {
-			return row, err
+		if time.Now().After(deadline) {
+			return row, fmt.Errorf("fewer than three polls in %s: %s", time.Since(since).Round(time.Second), w.stderr.String())
 		}
-		row.requests = diff(before, be.counter.counts())
+		time.Sleep(gap / 4)
 	}
-	return row, nil
 }
 
 // peakRSS starts `secretrun run --mask` with a child that waits on its

@@ -127,12 +127,15 @@ func (r *report) markdown() string {
 	p("moto for AWS Secrets Manager, the Infisical test server (`providers/infisical/infisicaltest`, an HTTP\n")
 	p("server implementing Infisical's API), gnome-keyring behind the Secret Service D-Bus API. Wall times\n")
 	p("are from fork to the end of wait, as seen by the benchmark process. Requests are counted by a proxy\n")
-	p("in front of Vault and moto and by the Infisical server itself, in a separate run from the timed ones.\n\n")
+	p("in front of Vault, moto and the Infisical server, in a separate run from the timed ones. Everything that\n")
+	p("runs secretrun runs the binary `go build ./cmd/secretrun` makes, or, for the in-process figures, the\n")
+	p("entry points it is made of (`config.Load`, `Plan`, `inject.Run`).\n\n")
 
 	r.targets(p)
 	r.startupTable(p)
 	r.pollTable(p)
 	r.rotationSection(p)
+	r.faultSection(p)
 	r.rssTable(p)
 	r.maskSection(p)
 	r.versionSection(p)
@@ -183,17 +186,20 @@ func (r *report) startupTable(p func(string, ...any)) {
 	d := r.direct.median()
 	p("## Start-up: `secretrun run -- /bin/true` against `/bin/true`\n\n")
 	p("`/bin/true` run directly: median %s (p10 – p90 %s). Overhead is the difference of medians; the ratio\n", ms(d), spread(r.direct))
-	p("is secretrun's median over the direct median. *Plan* and *fetch* split secretrun's own work before it\n")
-	p("starts the child, timed inside the already running benchmark with new providers and connections each\n")
-	p("time (medians): *plan* loads and plans the config and builds the providers; *fetch* reads every source\n")
-	p("and assembles the environment. The rest of the overhead is starting the Go binary and initialising its\n")
-	p("packages (see `secretrun version` below), and exec'ing the child.\n\n")
-	p("| backend | secrets | variables | median | p10 – p90 | overhead | ratio | plan | fetch | requests per run |\n")
+	p("is secretrun's median over the direct median. *Plan* and *run* split secretrun's own work, timed inside\n")
+	p("the already running benchmark through the entry points `secretrun run` uses, with new providers and\n")
+	p("connections each time (medians): *plan* is `config.Load` and `Plan` (parse the config, build the\n")
+	p("providers); *run* is `inject.Run` with `/bin/true`, kept as a supervised child: it reads every source,\n")
+	p("builds the environment, starts the child, waits for it and closes the providers. Of *run*, starting\n")
+	p("and waiting for `/bin/true` from the benchmark process takes %s (median), so *fetch* ≈ *run* − %s.\n", ms(r.childInProcess.median()), ms(r.childInProcess.median()))
+	p("The rest of the overhead is starting the Go binary and initialising its packages (see `secretrun\n")
+	p("version` below); the binary then execs the child instead of supervising it.\n\n")
+	p("| backend | secrets | variables | median | p10 – p90 | overhead | ratio | plan | run | requests per run |\n")
 	p("|---|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, row := range r.startup {
 		m := row.s.median()
 		p("| %s | %s | %d | %s | %s | +%s | %s | %s | %s | %s |\n", row.group, row.name, row.vars, ms(m), spread(row.s), ms(m-d), ratio(m, d),
-			ms(row.planning.median()), ms(row.fetching.median()), requestList(row.requests))
+			ms(row.planning.median()), ms(row.running.median()), requestList(row.requests))
 	}
 	p("\nThe keyring's D-Bus calls are not counted (no proxy sits on the session bus); it makes one\n")
 	p("Secret Service lookup per key.\n\n")
@@ -203,9 +209,11 @@ func (r *report) pollTable(p func(string, ...any)) {
 	if len(r.polls) == 0 {
 		return
 	}
-	p("## Requests per watch poll, through the providers' `Versions` method\n\n")
-	p("Measured in-process: the scenario is planned as secretrun plans it, fetched once, then `Versions`\n")
-	p("is called twice and the second call is counted (the first may still establish ETags or caches).\n\n")
+	p("## Requests per watch poll\n\n")
+	p("Counted by the proxy in front of the backend while `secretrun run --watch` (`interval: %s`,\n", pollInterval)
+	p("`on_change: none`) runs with nothing changing: requests are grouped into polls by the quiet time\n")
+	p("between them, and the third poll after the start-up fetch is counted (the first compares values and\n")
+	p("may still establish ETags or caches).\n\n")
 	p("| backend | secrets | requests per poll | note |\n|---|---|---|---|\n")
 	for _, row := range r.polls {
 		p("| %s | %s | %s | %s |\n", row.group, row.name, requestList(row.requests), row.note)
@@ -227,14 +235,89 @@ func (r *report) rotationSection(p func(string, ...any)) {
 	p("field, under `secretrun run --watch` with `interval: %s`, `on_change: restart`; %d rotations.\n", rot.interval, len(rot.s))
 	p("A change waits for the next poll, so the latency includes on average half an interval. Rotations are\n")
 	p("spaced by more than twice the interval, so that secretrun's guard against flapping secrets (which\n")
-	p("holds back restarts that come faster) does not apply, and each starts once the watch loop has taken\n")
-	p("its first labels.\n\n")
+	p("holds back restarts that come faster) does not apply, and the first starts once the watch loop has\n")
+	p("polled once after the start.\n\n")
 	p("| backend | interval | median | p10 – p90 | latency − interval/2 |\n|---|---|---:|---:|---:|\n")
 	m := rot.s.median()
 	p("| %s | %s | %s | %s | %s |\n\n", rot.backend, rot.interval, ms(m), spread(rot.s), ms(m-rot.interval/2))
 	if rot.pollRequests != nil {
 		p("Requests per idle poll of the running watch loop (%d polls counted): %s\n\n", rot.polls, requestList(rot.pollRequests))
 	}
+}
+
+func (r *report) faultSection(p func(string, ...any)) {
+	f := r.faults
+	if f == nil {
+		return
+	}
+	p("## Recovery from backend faults\n\n")
+	p("Each backend is reached through `providers/providertest/faultproxy`, a TCP proxy between secretrun and\n")
+	p("the real server; `secretrun run --watch` runs with `interval: %s`, `on_change: restart`, and a child that\n", faultInterval)
+	p("prints the secret's non-secret GENERATION field. A fault is injected and held for %s (longer only\n", f.outage)
+	p("when secretrun had not logged the outage by then: a black hole shows when a poll times out); then it is\n")
+	p("removed and a new generation is written straight to the backend. The figure is the time **from the end\n")
+	p("of that write to the restarted child printing the new generation**: %d runs of each kind, the kinds\n", f.runs)
+	p("taking turns within each round so that the machine's load weighs on all alike. *none* is the same\n")
+	p("rotation with nothing faulty. HTTP faults are answered by the proxy itself without reaching the\n")
+	p("server. Vault is a dev server of its own (so that it can be sealed) and secretrun logs in to it with\n")
+	p("AppRole (token TTL %s); the revoked-token fault revokes every AppRole token, and nothing else is\n", faultTokenTTL)
+	p("undone: secretrun must log in again by itself. A run that did not recover within %s is counted\n", faultRecoveryLimit)
+	p("apart, and secretrun is started afresh for the next one.\n\n")
+	p("| backend | fault | median | min – max | runs | not recovered | child restarted during the fault | outage not logged |\n")
+	p("|---|---|---:|---:|---:|---:|---:|---:|\n")
+	for _, row := range f.rows {
+		med, span := "–", "–"
+		if len(row.s) > 0 {
+			med, span = ms(row.s.median()), ms(row.s.q(0))+" – "+ms(row.s.q(1))
+		}
+		p("| %s | %s | %s | %s | %d | %d | %d | %d |\n", row.backend, row.fault, med, span, len(row.s)+len(row.failed), len(row.failed), row.restarts, row.unnoticed)
+	}
+	p("\n")
+	for _, row := range f.rows {
+		if len(row.ownRecovery) > 0 {
+			p("%s, %s: secretrun got over it by itself while the fault lasted, logging the backend reachable\n", row.backend, row.fault)
+			p("again %s after the fault (median of %d; min – max %s – %s), before the new generation was written.\n\n",
+				ms(row.ownRecovery.median()), len(row.ownRecovery), ms(row.ownRecovery.q(0)), ms(row.ownRecovery.q(1)))
+		}
+	}
+	if iso := f.isolation; iso != nil {
+		p("### A rotation on a healthy backend while another is black-holed\n\n")
+		p("One environment reads Vault (through a faultproxy) and AWS Secrets Manager (moto); the child prints\n")
+		p("moto's generation, and only if Vault's value is still in its environment. In each of %d rounds a\n", f.runs)
+		p("new version is written to moto with nothing faulty, then Vault is black-holed and, %s later (while\n", faultInterval+faultInterval/2)
+		p("Vault's poll hangs), a new version is written to moto again. From the end of the write to the child\n")
+		p("printing it:\n\n")
+		p("| | median | min – max | runs |\n|---|---:|---:|---:|\n")
+		row := func(name string, s sample, failed int) {
+			med, span := "–", "–"
+			if len(s) > 0 {
+				med, span = ms(s.median()), ms(s.q(0))+" – "+ms(s.q(1))
+			}
+			n := fmt.Sprint(len(s))
+			if failed > 0 {
+				n += fmt.Sprintf(" (+%d not within %s)", failed, faultRecoveryLimit)
+			}
+			p("| %s | %s | %s | %s |\n", name, med, span, n)
+		}
+		row("nothing faulty", iso.healthy, 0)
+		row("Vault black-holed", iso.blackholed, len(iso.failed))
+		if len(iso.healthy) > 0 && len(iso.blackholed) > 0 {
+			d := iso.blackholed.median() - iso.healthy.median()
+			p("\nDelay the black-holed Vault adds (difference of medians): %s; the goal is none beyond the interval (%s): %s.\n",
+				signedMS(d), faultInterval, met(d <= faultInterval))
+		}
+		p("\n")
+	}
+	for _, s := range f.skipped {
+		p("Not measured: %s: %v\n\n", s.what, s.err)
+	}
+}
+
+func signedMS(d time.Duration) string {
+	if d < 0 {
+		return "−" + ms(-d)
+	}
+	return "+" + ms(d)
 }
 
 func (r *report) rssTable(p func(string, ...any)) {

@@ -3,13 +3,10 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"os/exec"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -66,59 +63,20 @@ func (h *harness) measureRotation(ctx context.Context) (*rotationResult, error) 
 	if err != nil {
 		return nil, err
 	}
-	metadataBefore := metadataReads(v.proxy.counts())
-	// The child prints the non-secret generation field, so that a restart
-	// with new values is seen without any secret value being printed.
-	cmd := exec.CommandContext(ctx, h.bin, "run", "--watch", "-c", cfg, "--", "/bin/sh", "-c", `echo "generation=$GENERATION"; exec sleep 3600`)
-	cmd.Env = append(baseEnv(), "VAULT_TOKEN=root")
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.StdoutPipe()
+	w, err := h.startWatched(ctx, cfg, append(baseEnv(), "VAULT_TOKEN=root"), generationChild...)
 	if err != nil {
 		return nil, err
 	}
-	if err := cmd.Start(); err != nil {
+	defer w.stop()
+	if _, err := w.waitGeneration(0, 30*time.Second); err != nil {
 		return nil, err
 	}
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_, _ = io.Copy(io.Discard, out)
-		_ = cmd.Wait()
-	}()
-	lines := make(chan string)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
-	wait := func(want string, limit time.Duration) error {
-		timeout := time.After(limit)
-		for {
-			select {
-			case l, ok := <-lines:
-				if !ok {
-					return fmt.Errorf("secretrun exited before printing %q: %s", want, stderr.String())
-				}
-				if l == want {
-					return nil
-				}
-			case <-timeout:
-				return fmt.Errorf("no %q within %s (requests to Vault so far: %v): %s", want, limit, v.proxy.counts(), stderr.String())
-			}
-		}
-	}
-	if err := wait("generation=0", 30*time.Second); err != nil {
-		return nil, err
-	}
-	// The watch loop takes its first labels with a metadata read after the
-	// child has started; a version written before that read would become
-	// the baseline and never be noticed. Rotations start once it is done,
-	// so that they measure a loop in its steady state.
+	// Rotations start once the watch loop has polled since the start, so
+	// that they measure a loop in its steady state.
+	metadataBefore := metadataReads(v.proxy.counts())
 	for deadline := time.Now().Add(30 * time.Second); metadataReads(v.proxy.counts()) == metadataBefore; {
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("the watch loop read no metadata within 30s: %s", stderr.String())
+			return nil, fmt.Errorf("the watch loop read no metadata within 30s: %s", w.stderr.String())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -132,24 +90,33 @@ func (h *harness) measureRotation(ctx context.Context) (*rotationResult, error) 
 		if gen > 1 {
 			time.Sleep(calm)
 		}
+		w.drain(nil)
 		t0 := time.Now()
 		if err := put(gen); err != nil {
 			return nil, err
 		}
-		if err := wait(fmt.Sprintf("generation=%d", gen), 10*interval+30*time.Second); err != nil {
+		got, err := w.waitGeneration(gen, 10*interval+30*time.Second)
+		if err != nil {
 			return nil, err
 		}
-		res.s = append(res.s, time.Since(t0))
+		res.s = append(res.s, got.at.Sub(t0))
 	}
-	// Idle polls, to count what a poll costs when nothing changes.
-	idleFrom := v.proxy.counts()
-	idleStart := time.Now()
-	idle := 5 * interval
-	time.Sleep(idle)
-	res.polls = int(time.Since(idleStart) / interval)
-	if res.polls > 0 {
+	// Idle polls, to count what a poll costs when nothing changes: the
+	// requests are grouped into polls by the quiet time between them.
+	idleFrom := time.Now()
+	time.Sleep(5*interval + interval/2)
+	polls, _ := v.proxy.bursts(idleFrom, interval/4)
+	if len(polls) > 1 {
+		// The first may be the tail of the last rotation's re-read.
+		polls = polls[1:]
+		res.polls = len(polls)
 		per := map[string]int{}
-		for k, n := range diff(idleFrom, v.proxy.counts()) {
+		for _, poll := range polls {
+			for k, n := range poll {
+				per[k] += n
+			}
+		}
+		for k, n := range per {
 			per[k] = (n + res.polls/2) / res.polls
 		}
 		res.pollRequests = per

@@ -56,6 +56,7 @@ const (
 	groupMask     = "mask"
 	groupVersion  = "version"
 	groupRotation = "rotation"
+	groupFaults   = "faults"
 )
 
 func groupNames() string {
@@ -63,7 +64,7 @@ func groupNames() string {
 	for _, g := range startupGroups {
 		names = append(names, g.name)
 	}
-	return strings.Join(append(names, groupMask, groupVersion, groupRotation), ", ")
+	return strings.Join(append(names, groupMask, groupVersion, groupRotation, groupFaults), ", ")
 }
 
 // size is a number of sources and of fields per source.
@@ -223,30 +224,24 @@ func setupAWS(ctx context.Context, h *harness) (backend, []scenario, error) {
 				}
 				return b.String()
 			},
-			env: func(endpoint string) []string {
-				return []string{
-					"AWS_ACCESS_KEY_ID=" + mototest.AccessKeyID,
-					"AWS_SECRET_ACCESS_KEY=" + mototest.SecretAccessKey,
-					"AWS_ENDPOINT_URL=" + endpoint,
-					// No shared config or credentials file of the machine's.
-					"AWS_CONFIG_FILE=/dev/null",
-					"AWS_SHARED_CREDENTIALS_FILE=/dev/null",
-				}
-			},
+			env: awsEnv,
 		})
 	}
 	return backend{direct: m.URL, counted: m.proxy.url, counter: m.proxy}, out, nil
 }
 
 func setupInfisical(_ context.Context, h *harness) (backend, []scenario, error) {
-	s := h.infisicalServer()
+	s, err := h.infisicalServer()
+	if err != nil {
+		return backend{}, nil, err
+	}
 	var out []scenario
 	for _, sz := range infisicalSizes(h.opts.smoke) {
 		sc := infisicalScenario(s, fmt.Sprintf("/n%dx%d", sz.sources, sz.fields), sz.sources, sz.fields)
 		sc.target, sc.rss, sc.poll = sz.target, sz.rss, sz.poll
 		out = append(out, sc)
 	}
-	return backend{direct: s.URL, counted: s.URL, counter: s}, out, nil
+	return backend{direct: s.URL, counted: s.proxy.url, counter: s.proxy}, out, nil
 }
 
 // infisicalScenario seeds `folders` folders below base with `per` secrets
