@@ -492,3 +492,32 @@ func TestResultsPrintRedacted(t *testing.T) {
 		}
 	}
 }
+
+// Placeholders and ${VAR} reach the command line, as any value of the
+// config.
+func TestPlaceholdersInCommandAndArgs(t *testing.T) {
+	f, err := config.Parse("secretrun.yaml", []byte(`version: 1
+providers:
+  sops:
+    type: exec
+    command: [sops, --decrypt, --config, "${SOPS_CONF}"]
+    format: dotenv
+environments:
+  dev:
+    - from: sops
+      args: ["secrets/{env}/{scope}.enc.env"]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := providers.NewRegistry()
+	reg.Register(Type())
+	lookup := func(name string) (string, bool) { return map[string]string{"SOPS_CONF": "sops.yaml"}[name], name == "SOPS_CONF" }
+	plan, err := f.Plan(reg, config.Selection{Environment: "dev", Scope: "api", Lookup: lookup}, testEnv())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := plan.Sources[0].Ref.String(), "sops --decrypt --config sops.yaml secrets/dev/api.enc.env"; got != want {
+		t.Errorf("got %s, want %s", got, want)
+	}
+}
