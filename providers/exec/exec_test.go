@@ -512,7 +512,9 @@ environments:
 	}
 	reg := providers.NewRegistry()
 	reg.Register(Type())
-	lookup := func(name string) (string, bool) { return map[string]string{"SOPS_CONF": "sops.yaml"}[name], name == "SOPS_CONF" }
+	lookup := func(name string) (string, bool) {
+		return map[string]string{"SOPS_CONF": "sops.yaml"}[name], name == "SOPS_CONF"
+	}
 	plan, err := f.Plan(reg, config.Selection{Environment: "dev", Scope: "api", Lookup: lookup}, testEnv())
 	if err != nil {
 		t.Fatal(err)
