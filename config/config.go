@@ -87,6 +87,8 @@ type topLevel struct {
 	Environments       ast.Node `yaml:"-"`
 	Watch              ast.Node `yaml:"-"`
 	Mask               bool     `yaml:"mask"`
+	// Audit is decoded by File.Audit, with ${VAR} expanded.
+	Audit any `yaml:"audit"`
 }
 
 // Load reads and checks a config file. name is the path shown in messages.

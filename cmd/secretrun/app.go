@@ -190,6 +190,8 @@ func newApp(d deps) *cli.App {
 			logoutCommand(d),
 			keyringCommand(d),
 			scanCommand(d),
+			statusCommand(d),
+			auditCommand(d),
 			versionCommand(d),
 		},
 	}

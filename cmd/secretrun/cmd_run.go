@@ -103,7 +103,11 @@ func runJob(d deps) func(*cli.Context, *runOptions) error {
 		if err != nil {
 			return err
 		}
-		p, err := plan(c, d)
+		f, err := loadConfig(c, d)
+		if err != nil {
+			return err
+		}
+		p, err := planFile(c, d, f)
 		if err != nil {
 			return err
 		}
@@ -112,6 +116,11 @@ func runJob(d deps) func(*cli.Context, *runOptions) error {
 			return err
 		}
 		job.Log = log
+		stopObserving, err := observeRun(c, d, f, p, &job)
+		if err != nil {
+			return err
+		}
+		defer stopObserving()
 		status, err := inject.Run(c.Context, job)
 		switch {
 		case err != nil:
