@@ -32,6 +32,14 @@ import (
 // stop and start again on the same port, PostgreSQL for leased database
 // credentials, and moto for Secrets Manager.
 func TestWatchScripts(t *testing.T) {
+	testscript.Run(t, serverScripts(t, "testdata/watch"))
+}
+
+// serverScripts are the parameters of the scripts in dir that run against
+// real servers, with every command that drives them. A server a script
+// needs but this machine lacks skips the script, and fails it under
+// CI=true.
+func serverScripts(t *testing.T, dir string) testscript.Params {
 	_, vaultErr := vaulttest.Binary()
 	if vaultErr != nil && os.Getenv("CI") == "true" {
 		t.Fatalf("Vault is required under CI=true: %v", vaultErr)
@@ -46,8 +54,8 @@ func TestWatchScripts(t *testing.T) {
 			moto.srv.Stop()
 		}
 	})
-	testscript.Run(t, testscript.Params{
-		Dir:                 "testdata/watch",
+	return testscript.Params{
+		Dir:                 dir,
 		RequireExplicitExec: true,
 		Setup: func(env *testscript.Env) error {
 			home := filepath.Join(env.WorkDir, "home")
@@ -56,8 +64,12 @@ func TestWatchScripts(t *testing.T) {
 			env.Setenv("GITHUB_ACTIONS", "")
 			env.Setenv("VAULT_TOKEN", vaulttest.RootToken)
 			env.Setenv("VAULT_ADDR", "")
+			// The process that runs the script's commands: the parent of
+			// a child that secretrun replaced itself with.
+			env.Setenv("SCRIPT_PID", strconv.Itoa(os.Getpid()))
 			env.Values[vaultKey{}] = &scriptVault{}
 			env.Defer(func() { env.Values[vaultKey{}].(*scriptVault).stop() })
+			setupExtras(env)
 			return os.MkdirAll(home, 0o700)
 		},
 		Condition: func(cond string) (bool, error) {
@@ -71,9 +83,11 @@ func TestWatchScripts(t *testing.T) {
 				}
 				return moto.err == nil, nil
 			case "postgres":
-				_, err := exec.LookPath("psql")
 				globbed, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
-				return err == nil || len(globbed) > 0, nil
+				if len(globbed) == 0 && os.Getenv("CI") == "true" {
+					return false, fmt.Errorf("PostgreSQL is required under CI=true (apt-get install postgresql)")
+				}
+				return len(globbed) > 0, nil
 			}
 			return false, fmt.Errorf("unknown condition %q", cond)
 		},
@@ -84,11 +98,17 @@ func TestWatchScripts(t *testing.T) {
 			"waitlines":  cmdWaitLines,
 			"sendsignal": cmdSendSignal,
 			"vault":      cmdVault,
+			"vaultauth":  cmdVaultAuth,
+			"pg":         cmdPostgres,
+			"fault":      cmdFault,
+			"infisical": func(ts *testscript.TestScript, neg bool, args []string) {
+				cmdInfisical(ts, neg, args, t)
+			},
 			"awssm": func(ts *testscript.TestScript, neg bool, args []string) {
 				cmdAWSSM(ts, neg, args, moto.srv)
 			},
 		},
-	})
+	}
 }
 
 type vaultKey struct{}
@@ -156,6 +176,30 @@ func (v *scriptVault) stop() {
 	}
 }
 
+// unseal unseals a dev server with the key it printed at start.
+func (v *scriptVault) unseal(ts *testscript.TestScript) {
+	// The last key: a restarted dev server is a new one with a new key.
+	keys := regexp.MustCompile(`Unseal Key: (\S+)`).FindAllStringSubmatch(ts.ReadFile("vault.log"), -1)
+	if keys == nil {
+		ts.Fatalf("vault.log holds no unseal key")
+	}
+	c, err := v.client()
+	ts.Check(err)
+	st, err := c.Sys().Unseal(keys[len(keys)-1][1])
+	ts.Check(err)
+	if st.Sealed {
+		ts.Fatalf("vault is still sealed after unseal")
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if h, err := c.Sys().Health(); err == nil && !h.Sealed && !h.Standby {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("vault is not active 10s after unseal")
+		}
+	}
+}
+
 func (v *scriptVault) client() (*api.Client, error) {
 	cfg := api.DefaultConfig()
 	cfg.Address = v.addr()
@@ -189,13 +233,14 @@ func setupDatabase(c *api.Client, url, ttl, maxTTL string) error {
 	return err
 }
 
-// vault start|stop|put PATH K=V...|database TTL MAXTTL drives the script's
-// Vault: start it (again, on the same port), stop it, write a KV v2 secret,
-// or set up the database engine over a fresh PostgreSQL with a role `app`
-// whose leases last TTL, renewable up to MAXTTL.
+// vault start|stop|seal|unseal|put PATH K=V...|database TTL MAXTTL drives
+// the script's Vault: start it (again, on the same port), stop it, seal or
+// unseal it, write a KV v2 secret, or set up the database engine over a
+// fresh PostgreSQL (its port in $PGPORT) with a role `app` whose leases
+// last TTL, renewable up to MAXTTL.
 func cmdVault(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) < 1 {
-		ts.Fatalf("usage: vault start|stop|put PATH K=V...|database TTL MAXTTL")
+		ts.Fatalf("usage: vault start|stop|seal|unseal|put PATH K=V...|database TTL MAXTTL")
 	}
 	v := ts.Value(vaultKey{}).(*scriptVault)
 	switch args[0] {
@@ -208,6 +253,12 @@ func cmdVault(ts *testscript.TestScript, neg bool, args []string) {
 		_ = syscall.Kill(-v.cmd.Process.Pid, syscall.SIGTERM)
 		_ = v.cmd.Wait()
 		v.cmd = nil
+	case "seal":
+		c, err := v.client()
+		ts.Check(err)
+		ts.Check(c.Sys().Seal())
+	case "unseal":
+		v.unseal(ts)
 	case "put":
 		if len(args) < 3 {
 			ts.Fatalf("usage: vault put PATH K=V...")
@@ -229,6 +280,7 @@ func cmdVault(ts *testscript.TestScript, neg bool, args []string) {
 		pg, stop, err := vaulttest.StartPostgres()
 		ts.Check(err)
 		v.pg, v.pgStop = pg, stop
+		ts.Setenv("PGPORT", strconv.Itoa(pg.Port))
 		c, err := v.client()
 		ts.Check(err)
 		ts.Check(setupDatabase(c, pg.URL(), args[1], args[2]))
@@ -237,12 +289,13 @@ func cmdVault(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
-// awssm create NAME VALUE|stage NAME VALUE|promote NAME: create a secret,
+// awssm create NAME VALUE|put NAME VALUE|stage NAME VALUE|promote NAME:
+// create a secret, write a new current value (a rotation in one step),
 // stage a new value as AWSPENDING (a rotation in progress), or promote the
 // pending version to AWSCURRENT (the rotation's last step).
 func cmdAWSSM(ts *testscript.TestScript, neg bool, args []string, srv *mototest.Server) {
 	if neg || len(args) < 2 || srv == nil {
-		ts.Fatalf("usage: awssm create|stage|promote NAME [VALUE] (needs [moto])")
+		ts.Fatalf("usage: awssm create|put|stage|promote NAME [VALUE] (needs [moto])")
 	}
 	for k, v := range srv.Env() {
 		ts.Setenv(k, v)
@@ -260,6 +313,9 @@ func cmdAWSSM(ts *testscript.TestScript, neg bool, args []string, srv *mototest.
 		})
 		ts.Check(err)
 		ts.Setenv("PENDING_"+strings.NewReplacer("/", "_", "-", "_").Replace(name), aws.ToString(out.VersionId))
+	case "put":
+		_, err := c.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String(name), SecretString: aws.String(args[2])})
+		ts.Check(err)
 	case "promote":
 		d, err := c.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(name)})
 		ts.Check(err)
@@ -289,7 +345,7 @@ func cmdAWSSM(ts *testscript.TestScript, neg bool, args []string, srv *mototest.
 
 // waitwithin DURATION FILE REGEXP waits for a line of FILE to match REGEXP
 // and fails if that takes longer than DURATION: the bound is what the
-// script asserts.
+// script asserts. The time it took is logged, for -v.
 func cmdWaitWithin(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 3 {
 		ts.Fatalf("usage: waitwithin DURATION FILE REGEXP")
@@ -301,9 +357,11 @@ func cmdWaitWithin(ts *testscript.TestScript, neg bool, args []string) {
 	start := time.Now()
 	for time.Since(start) < limit+10*time.Second {
 		if b, err := os.ReadFile(ts.MkAbs(args[1])); err == nil && re.Match(b) {
-			if took := time.Since(start); took > limit {
+			took := time.Since(start)
+			if took > limit {
 				ts.Fatalf("%s matched %q after %v, want within %v", args[1], args[2], took.Round(time.Millisecond), limit)
 			}
+			ts.Logf("%s matched %q after %v (limit %v)", args[1], args[2], took.Round(time.Millisecond), limit)
 			return
 		}
 		time.Sleep(10 * time.Millisecond)
