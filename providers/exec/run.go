@@ -52,7 +52,6 @@ type run struct {
 	onTerminal bool
 	err        error
 	exitCode   int
-	took       time.Duration
 }
 
 // Fetch runs each distinct command line once, up to max_concurrency at a
@@ -120,7 +119,7 @@ func (p *provider) Fetch(ctx context.Context, sources []*providers.Source) ([]pr
 		}
 	}
 
-	m := p.masker(values, runs)
+	m := p.masker(values, runs, results)
 	for i, src := range sources {
 		r := src.Ref.(ref)
 		ru := &runs[index[r.key()]]
@@ -136,15 +135,26 @@ func (p *provider) Fetch(ctx context.Context, sources []*providers.Source) ([]pr
 
 // masker masks every value read now or by the last Fetch, and whatever
 // the programs printed on stdout, read in any format: a program that fails
-// may have printed values before it did.
-func (p *provider) masker(values []string, runs []run) *masker {
+// may have printed values before it did. It is nil when nothing failed.
+func (p *provider) masker(values []string, runs []run, results []providers.Result) *masker {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	all := append(append([]string(nil), values...), p.seen...)
+	seen := p.seen
+	p.seen = values
+	failed := false
+	for i := range runs {
+		failed = failed || runs[i].err != nil
+	}
+	for i := range results {
+		failed = failed || results[i].Err != nil
+	}
+	if !failed {
+		return nil
+	}
+	all := append(append([]string(nil), values...), seen...)
 	for i := range runs {
 		all = append(all, anyValues(runs[i].stdout)...)
 	}
-	p.seen = values
 	return newMasker(all)
 }
 
@@ -154,7 +164,7 @@ func (p *provider) runError(r ref, ru *run, m *masker) error {
 	switch {
 	case errors.Is(ru.err, errTimeout):
 		hint := ""
-		if !ru.onTerminal {
+		if !p.interactive {
 			hint = "; if it waits for input on the terminal, set `interactive: true`"
 		}
 		reason = fmt.Errorf("%w after %s%s", errTimeout, p.timeout, hint)
@@ -243,9 +253,7 @@ func (p *provider) run(ctx context.Context, path string, r ref) run {
 	}
 	prepare(cmd, interactive)
 
-	start := time.Now()
 	err := cmd.Run()
-	out.took = time.Since(start)
 	out.stdout, out.stderr, out.stderrCut = stdout.buf, stderr.buf, stderr.cut
 	var exit *osexec.ExitError
 	switch {
