@@ -97,6 +97,7 @@ func serverScripts(t *testing.T, dir string) testscript.Params {
 			"waitwithin": cmdWaitWithin,
 			"waitlines":  cmdWaitLines,
 			"sendsignal": cmdSendSignal,
+			"nosecret":   cmdNoSecret,
 			"vault":      cmdVault,
 			"vaultauth":  cmdVaultAuth,
 			"pg":         cmdPostgres,
