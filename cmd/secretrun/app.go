@@ -82,7 +82,7 @@ func (d deps) providerEnv() providers.Env {
 	if h := d.getenv("HOME"); h != "" {
 		home = h
 	}
-	return providers.Env{Getenv: d.getenv, HomeDir: home, Keyring: d.keyring, Stderr: d.stderr}
+	return providers.Env{Getenv: d.getenv, Environ: func() []string { return d.environ }, HomeDir: home, Keyring: d.keyring, Stderr: d.stderr}
 }
 
 // childExit carries the child's exit status out of a command.
