@@ -1,0 +1,165 @@
+//go:build unix
+
+package serve
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// ShimArgs is how to start args (COMMAND ARGS...) through the shim: the
+// path of secretrun's own executable and the argv to give it, argv[0]
+// being secretrun's own argv[0] (so ps shows what it is, and a test binary
+// that starts itself dispatches as usual). The child is started with the
+// listeners' sockets at 3, 4, ... and Env(ls) in its environment; the
+// shim adds LISTEN_PID, its own PID, which stays the PID of COMMAND, and
+// execs COMMAND. Go cannot set a variable between fork and exec, which is
+// why the shim exists.
+func ShimArgs(args []string) (path string, argv []string, err error) {
+	if len(args) == 0 {
+		return "", nil, errors.New("shim: no command")
+	}
+	path, err = executable()
+	if err != nil {
+		return "", nil, fmt.Errorf("shim: find secretrun's own executable: %w", err)
+	}
+	argv = make([]string, 0, len(args)+3)
+	argv = append(argv, os.Args[0], ShimArg, "--")
+	return path, append(argv, args...), nil
+}
+
+// executable is secretrun's own program. On Linux /proc/self/exe, exec'd
+// by the forked child, is still the running binary when a package upgrade
+// has replaced or removed the file on disk.
+func executable() (string, error) {
+	if runtime.GOOS == "linux" {
+		if _, err := os.Stat("/proc/self/exe"); err == nil {
+			return "/proc/self/exe", nil
+		}
+	}
+	return os.Executable()
+}
+
+// RunShim is the shim itself, called by main first thing when os.Args[1]
+// is ShimArg, with the arguments after it ("--", COMMAND, ARGS...). When
+// LISTEN_FDS is set it sets LISTEN_PID to its own PID and makes sure the
+// sockets at 3 ... 2+LISTEN_FDS are not close-on-exec; then it execs
+// COMMAND, looked up in the PATH of its environment, which is the child's.
+// It returns only on failure, after one `secretrun: ...` line on stderr,
+// with the exit status a shell would give: 127 when COMMAND is not found,
+// 126 when it cannot be executed (and for a malformed invocation).
+func RunShim(args []string, stderr io.Writer) int {
+	if len(args) < 2 || args[0] != "--" {
+		fmt.Fprintf(stderr, "secretrun: %s is for secretrun's own use: %s -- COMMAND [ARGS...]\n", ShimArg, ShimArg)
+		return 126
+	}
+	argv := args[1:]
+	env := os.Environ()
+	if fds, ok := getenv(env, "LISTEN_FDS"); ok {
+		n, err := strconv.Atoi(fds)
+		if err != nil || n < 0 {
+			fmt.Fprintf(stderr, "secretrun: LISTEN_FDS=%q is not a count of descriptors\n", fds)
+			return 126
+		}
+		for fd := 3; fd < 3+n; fd++ {
+			flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+			if err == nil {
+				_, err = unix.FcntlInt(uintptr(fd), unix.F_SETFD, flags&^unix.FD_CLOEXEC)
+			}
+			if err != nil {
+				fmt.Fprintf(stderr, "secretrun: LISTEN_FDS=%d, but descriptor %d: %v\n", n, fd, err)
+				return 126
+			}
+		}
+		env = setenv(env, "LISTEN_PID", strconv.Itoa(os.Getpid()))
+	}
+	path, err := lookPath(argv[0], env)
+	if err == nil {
+		err = syscall.Exec(path, argv, env)
+	}
+	if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ENOTDIR) {
+		fmt.Fprintf(stderr, "secretrun: %s: command not found\n", argv[0])
+		return 127
+	}
+	fmt.Fprintf(stderr, "secretrun: %s: cannot execute: %v\n", argv[0], err)
+	return 126
+}
+
+func getenv(env []string, name string) (string, bool) {
+	for i := len(env) - 1; i >= 0; i-- {
+		if v, ok := strings.CutPrefix(env[i], name+"="); ok {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// setenv replaces every name= in env with name=value.
+func setenv(env []string, name, value string) []string {
+	out := env[:0:0]
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, name+"=") {
+			out = append(out, kv)
+		}
+	}
+	return append(out, name+"="+value)
+}
+
+// lookPath finds name as execvp(3) would, in the PATH of env, the same way
+// secretrun finds a child it starts directly: a name with a slash is
+// taken as it is; otherwise the first executable file in PATH wins, and
+// when none is, a file found but not executable is reported over "not
+// found".
+func lookPath(name string, env []string) (string, error) {
+	if strings.Contains(name, "/") {
+		return name, checkExecutable(name)
+	}
+	path, ok := getenv(env, "PATH")
+	if !ok {
+		path = "/usr/local/bin:/usr/bin:/bin"
+	}
+	var denied error
+	for _, dir := range filepath.SplitList(path) {
+		if dir == "" {
+			dir = "."
+		}
+		candidate := filepath.Join(dir, name)
+		err := checkExecutable(candidate)
+		if err == nil {
+			return candidate, nil
+		}
+		if !errors.Is(err, syscall.ENOENT) && !errors.Is(err, syscall.ENOTDIR) && denied == nil {
+			denied = err
+		}
+	}
+	if denied != nil {
+		return "", denied
+	}
+	return "", syscall.ENOENT
+}
+
+func checkExecutable(path string) error {
+	fi, err := os.Stat(path)
+	switch {
+	case err != nil:
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			return pe.Err
+		}
+		return err
+	case fi.IsDir():
+		return syscall.EISDIR
+	case fi.Mode()&0o111 == 0:
+		return syscall.EACCES
+	}
+	return nil
+}
