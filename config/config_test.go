@@ -101,7 +101,7 @@ func TestPlanErrors(t *testing.T) {
 		{"bad reference", strings.Replace(monorepo, "${TEAM}", "${TEAM-x}", 1), config.Selection{Scope: "s"},
 			"${TEAM-x} is not a valid reference"},
 		{"provider's own key", strings.Replace(monorepo, "path: prod/{scope}", "pth: prod/{scope}", 1), config.Selection{Environment: "prod", Scope: "s"},
-			`secretrun.yaml:19:7: environments.prod[0]: unknown key "pth" (valid keys: as, from, keys, map, optional, path, prefix, version)`},
+			`secretrun.yaml:19:7: environments.prod[0]: unknown key "pth" (valid keys: as, env, files, from, keys, map, optional, path, prefix, version)`},
 		{"invalid variable name in map", strings.Replace(monorepo, "DB_USER:", "DB-USER:", 1), config.Selection{Scope: "s"},
 			`"DB-USER" is not a valid variable name`},
 	}

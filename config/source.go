@@ -19,6 +19,11 @@ type commonKeys struct {
 	As       string        `yaml:"as"`
 	Optional bool          `yaml:"optional"`
 	Version  versionValue  `yaml:"version"`
+	// Files turns fields into memory-only files: VAR: field, the variable
+	// holding the file's path.
+	Files yaml.MapSlice `yaml:"files"`
+	// Env is false for a source whose variables are for templates only.
+	Env *bool `yaml:"env"`
 }
 
 var commonKeyNames = yamlKeys(reflectTypeOf[commonKeys]())
@@ -86,7 +91,36 @@ func (d *document) splitSource(path string, node *ast.MappingNode) (*commonKeys,
 			return nil, nil, errorAt(d.file, at("map"), path+".map", "%q is not a valid variable name (letters, digits and _, not starting with a digit)", name)
 		}
 	}
+	if err := d.checkSourceFiles(path, node, &c); err != nil {
+		return nil, nil, err
+	}
 	return &c, ast.Mapping(node.Start, node.IsFlowStyle, own...), nil
+}
+
+// checkSourceFiles checks a source's files: and env:.
+func (d *document) checkSourceFiles(path string, node *ast.MappingNode, c *commonKeys) error {
+	at := func(key string) ast.Node { return valueOf(node, key, node) }
+	if c.Env != nil && !*c.Env && len(c.Files) > 0 {
+		return errorAt(d.file, at("env"), path+".env",
+			"env: false keeps this source's variables for templates only, so the paths of its files: would reach no program; drop env: false, or read the files' fields from another source")
+	}
+	mapped := map[string]bool{}
+	for _, item := range c.Map {
+		mapped[fmt.Sprint(item.Key)] = true
+	}
+	for _, item := range c.Files {
+		name := fmt.Sprint(item.Key)
+		if _, ok := item.Value.(string); !ok {
+			return errorAt(d.file, at("files"), path+".files."+name, "must name a field of the secret, as a string (\"\" for a plain secret's one value)")
+		}
+		switch {
+		case !ValidName(name):
+			return errorAt(d.file, at("files"), path+".files", "%q is not a valid variable name (letters, digits and _, not starting with a digit)", name)
+		case mapped[name] || name == c.As:
+			return errorAt(d.file, at("files"), path+".files."+name, "%s is also a variable of this source's map or as; a variable holds either a value or a file's path", name)
+		}
+	}
+	return nil
 }
 
 func (c *commonKeys) source(pos string) *providers.Source {
@@ -102,6 +136,10 @@ func (c *commonKeys) source(pos string) *providers.Source {
 	for _, item := range c.Map {
 		s.Map = append(s.Map, providers.Rename{Var: fmt.Sprint(item.Key), Field: item.Value.(string)})
 	}
+	for _, item := range c.Files {
+		s.Files = append(s.Files, providers.Rename{Var: fmt.Sprint(item.Key), Field: item.Value.(string)})
+	}
+	s.NoEnv = c.Env != nil && !*c.Env
 	return s
 }
 

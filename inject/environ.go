@@ -6,11 +6,14 @@ import "strings"
 // KEY=VALUE entries) and the secrets. Secrets replace variables of the same
 // name, unless preserve is set, in which case a variable already in base
 // wins. secretrun's own environment is never changed: the secrets exist only
-// in the returned slice.
+// in the returned slice. A file's variable holds its path, never its
+// contents; a hidden variable (env: false) is left out.
 func Environ(base []string, vars []Variable, preserve bool) []string {
 	secret := make(map[string]bool, len(vars))
 	for _, v := range vars {
-		secret[v.Name] = true
+		if !v.Hidden {
+			secret[v.Name] = true
+		}
 	}
 	env := make([]string, 0, len(base)+len(vars))
 	present := make(map[string]bool, len(base))
@@ -26,10 +29,14 @@ func Environ(base []string, vars []Variable, preserve bool) []string {
 		env = append(env, kv)
 	}
 	for _, v := range vars {
-		if preserve && present[v.Name] {
+		if v.Hidden || preserve && present[v.Name] {
 			continue
 		}
-		env = append(env, v.Name+"="+v.Value.Reveal())
+		value := v.Value.Reveal()
+		if v.File {
+			value = v.Path
+		}
+		env = append(env, v.Name+"="+value)
 	}
 	return env
 }

@@ -29,6 +29,18 @@ type Variable struct {
 	// Overrides lists the earlier sources whose value for Name this one
 	// replaced.
 	Overrides []*providers.Source
+	// File makes the variable a memory-only file: Value is the file's
+	// contents, and the child's variable holds Path, which opens it.
+	File bool
+	// Path is the path of the file once it is made; see File.
+	Path string
+	// Hidden keeps the variable out of the child's environment (a source
+	// with env: false): it is there for templates.
+	Hidden bool
+	// Template is the template a file was rendered from. Source then
+	// stands for the template (provider "template", ref files.NAME), and
+	// Field and Version are empty.
+	Template Template
 }
 
 // Origin describes where the value came from, without the value:
@@ -44,6 +56,10 @@ func (v Variable) Origin() string {
 	}
 	return s
 }
+
+// Pos is where the variable is defined: its source's position, or its
+// template's.
+func (v Variable) Pos() string { return v.Source.Pos }
 
 // Secrets are the variables of one resolution, in the order they were first
 // defined, with later sources having replaced the values of earlier ones.
@@ -149,16 +165,26 @@ func Assemble(sources []*providers.Source, results []providers.Result) (*Secrets
 			return nil, fmt.Errorf("%s: %s %s: %w", src.Pos, src.Provider, src.Ref, err)
 		}
 		for _, v := range vars {
-			if at, ok := index[v.Name]; ok {
-				v.Overrides = append(s.Vars[at].Overrides, s.Vars[at].Source)
-				s.Vars[at] = v
-				continue
-			}
-			index[v.Name] = len(s.Vars)
-			s.Vars = append(s.Vars, v)
+			v.Hidden = src.NoEnv
+			s.add(v, index)
 		}
 	}
 	return s, nil
+}
+
+// add puts v after the variables defined so far, or in place of the one
+// of the same name: the later definition wins.
+func (s *Secrets) add(v Variable, index map[string]int) {
+	if at, ok := index[v.Name]; ok {
+		v.Overrides = s.Vars[at].Overrides
+		if s.Vars[at].Source != nil {
+			v.Overrides = append(v.Overrides, s.Vars[at].Source)
+		}
+		s.Vars[at] = v
+		return
+	}
+	index[v.Name] = len(s.Vars)
+	s.Vars = append(s.Vars, v)
 }
 
 // selectFields applies a source's keys, map, prefix and as to its fields.
@@ -174,19 +200,32 @@ func selectFields(src *providers.Source, r providers.Result) ([]Variable, error)
 	variable := func(name, field string) Variable {
 		return Variable{Name: name, Value: r.Fields[field].Value, Source: src, Field: field, Version: r.Version}
 	}
+	missing := func(field string) error {
+		if field == providers.Plain {
+			return fmt.Errorf("\"\" names a plain secret's one value, but this secret has fields (%s): name one of them", strings.Join(fieldNames, ", "))
+		}
+		return fmt.Errorf("field %q: %w (the secret has: %s)", field, providers.ErrNotFound, strings.Join(fieldNames, ", "))
+	}
+	var vars []Variable
+	for _, f := range src.Files {
+		if _, ok := r.Fields[f.Field]; !ok {
+			return nil, missing(f.Field)
+		}
+		v := variable(f.Var, f.Field)
+		v.File = true
+		vars = append(vars, v)
+	}
 	switch {
+	case plain && src.As == "" && len(vars) > 0:
+		return vars, nil
 	case plain && src.As == "":
-		return nil, errors.New("the secret is a plain value, not a set of fields: name its variable with `as: NAME`")
+		return nil, errors.New("the secret is a plain value, not a set of fields: name its variable with `as: NAME`, or make it a file with `files: {NAME: \"\"}`")
 	case plain:
-		return []Variable{variable(src.As, providers.Plain)}, nil
+		return append(vars, variable(src.As, providers.Plain)), nil
 	case src.As != "":
 		return nil, fmt.Errorf("`as` names a plain secret's variable, but this secret has fields (%s): select them with keys, map or prefix", strings.Join(fieldNames, ", "))
 	}
 
-	var vars []Variable
-	missing := func(field string) error {
-		return fmt.Errorf("field %q: %w (the secret has: %s)", field, providers.ErrNotFound, strings.Join(fieldNames, ", "))
-	}
 	for _, m := range src.Map {
 		if _, ok := r.Fields[m.Field]; !ok {
 			return nil, missing(m.Field)
@@ -194,7 +233,7 @@ func selectFields(src *providers.Source, r providers.Result) ([]Variable, error)
 		vars = append(vars, variable(m.Var, m.Field))
 	}
 	selected := src.Keys
-	if len(src.Keys) == 0 && len(src.Map) == 0 {
+	if len(src.Keys) == 0 && len(src.Map) == 0 && len(src.Files) == 0 {
 		selected = fieldNames
 	}
 	var invalid []string

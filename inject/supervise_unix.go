@@ -81,7 +81,7 @@ func (s *Supervisor) start(cmd Command, r *reaper) (*child, error) {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 	}
-	c.proc, err = os.StartProcess(path, cmd.Args, &os.ProcAttr{Env: cmd.Env, Files: append([]*os.File{stdin}, files...)})
+	c.proc, err = os.StartProcess(path, cmd.Args, &os.ProcAttr{Env: cmd.Env, Files: withInherited(append([]*os.File{stdin}, files...), s.inherited())})
 	for _, f := range parentEnds {
 		f.Close()
 	}

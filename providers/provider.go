@@ -57,6 +57,13 @@ type Source struct {
 	Optional bool
 	// Version pins one version of the secret; its meaning is the provider's.
 	Version string
+	// Files selects fields that become memory-only files instead of
+	// variables (`files:`): Var holds the file's path. Field Plain is a
+	// plain secret's one value.
+	Files []Rename
+	// NoEnv keeps the source's variables out of the child's environment
+	// (`env: false`): they are there for templates only.
+	NoEnv bool
 	// Pos is where the source is written: "secretrun.yaml:12:7".
 	Pos string
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -31,20 +32,23 @@ func checkCommand(d deps) *cli.Command {
 			}
 			defer closeProviders(p, d)
 			fmt.Fprintf(d.stdout, "config %s: valid; environment %q has %d sources\n", f.Name, p.Environment, len(p.Sources))
+			for _, t := range p.Files {
+				fmt.Fprintf(d.stdout, "ok    template files.%s (%s): parses\n", t.Name(), t.Pos())
+			}
 			for _, w := range dotenvWarnings(filepath.Dir(f.Name)) {
 				d.providerEnv().Warn("%s", w)
 			}
 			if c.Bool("offline") {
 				return nil
 			}
-			return checkSources(c, d, p.Sources, p.Providers)
+			return checkSources(c, d, p.Sources, p.Providers, templates(p))
 		},
 	}
 }
 
 // checkSources fetches every source and reports each one, so that one run
 // shows every problem rather than the first.
-func checkSources(c *cli.Context, d deps, sources []*providers.Source, provs map[string]providers.Provider) error {
+func checkSources(c *cli.Context, d deps, sources []*providers.Source, provs map[string]providers.Provider, tmpls []inject.Template) error {
 	byProvider := map[string][]*providers.Source{}
 	for _, s := range sources {
 		byProvider[s.Provider] = append(byProvider[s.Provider], s)
@@ -55,6 +59,7 @@ func checkSources(c *cli.Context, d deps, sources []*providers.Source, provs map
 	}
 	sort.Strings(names)
 	failed := 0
+	read := map[*providers.Source]providers.Result{}
 	for _, name := range names {
 		srcs := byProvider[name]
 		results, err := provs[name].Fetch(c.Context, srcs)
@@ -68,6 +73,7 @@ func checkSources(c *cli.Context, d deps, sources []*providers.Source, provs map
 			if r.Err == nil {
 				_, r.Err = inject.Assemble([]*providers.Source{src}, []providers.Result{r})
 			}
+			read[src] = results[i]
 			switch {
 			case r.Err == nil:
 				fmt.Fprintf(d.stdout, "ok    %s %s (%s): %d fields\n", name, src.Ref, src.Pos, len(r.Fields))
@@ -81,6 +87,42 @@ func checkSources(c *cli.Context, d deps, sources []*providers.Source, provs map
 	}
 	if failed > 0 {
 		return fmt.Errorf("check: %d of %d sources failed", failed, len(sources))
+	}
+	return checkTemplates(d, sources, read, tmpls)
+}
+
+// checkTemplates renders every template from what the sources gave, to
+// report a variable a template uses that the environment lacks.
+func checkTemplates(d deps, sources []*providers.Source, read map[*providers.Source]providers.Result, tmpls []inject.Template) error {
+	if len(tmpls) == 0 {
+		return nil
+	}
+	results := make([]providers.Result, len(sources))
+	for i, src := range sources {
+		results[i] = read[src]
+	}
+	secrets, err := inject.Assemble(sources, results)
+	if err != nil {
+		return err
+	}
+	failed := 0
+	for _, t := range tmpls {
+		one := &inject.Secrets{Vars: slices.Clone(secrets.Vars)}
+		if err := inject.RenderFiles(one, []inject.Template{t}); err != nil {
+			failed++
+			fmt.Fprintf(d.stdout, "FAIL  template files.%s: %v\n", t.Name(), err)
+			continue
+		}
+		size := 0
+		for _, v := range one.Vars {
+			if v.Template == t {
+				size = v.Value.Len()
+			}
+		}
+		fmt.Fprintf(d.stdout, "ok    template files.%s (%s): renders, %d bytes\n", t.Name(), t.Pos(), size)
+	}
+	if failed > 0 {
+		return fmt.Errorf("check: %d of %d templates failed", failed, len(tmpls))
 	}
 	return nil
 }

@@ -92,16 +92,18 @@ func serverScripts(t *testing.T, dir string) testscript.Params {
 			return false, fmt.Errorf("unknown condition %q", cond)
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"status":     cmdStatus,
-			"waitfor":    cmdWaitFor,
-			"waitwithin": cmdWaitWithin,
-			"waitlines":  cmdWaitLines,
-			"sendsignal": cmdSendSignal,
-			"nosecret":   cmdNoSecret,
-			"vault":      cmdVault,
-			"vaultauth":  cmdVaultAuth,
-			"pg":         cmdPostgres,
-			"fault":      cmdFault,
+			"status":      cmdStatus,
+			"waitfor":     cmdWaitFor,
+			"waitwithin":  cmdWaitWithin,
+			"waitlines":   cmdWaitLines,
+			"sendsignal":  cmdSendSignal,
+			"nosecret":    cmdNoSecret,
+			"randomvalue": cmdRandomValue,
+			"bigsecret":   cmdBigSecret,
+			"vault":       cmdVault,
+			"vaultauth":   cmdVaultAuth,
+			"pg":          cmdPostgres,
+			"fault":       cmdFault,
 			"infisical": func(ts *testscript.TestScript, neg bool, args []string) {
 				cmdInfisical(ts, neg, args, t)
 			},
