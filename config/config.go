@@ -51,6 +51,9 @@ type File struct {
 	DefaultEnvironment string
 	// Environments are the environment names, in file order.
 	Environments []string
+	// Files are the memory-only files rendered from templates (`files:`),
+	// in file order; the same in every environment.
+	Files []*Template
 
 	src []byte
 	// parsed is the document Parse checked, handed to the first Plan;
@@ -86,6 +89,7 @@ type topLevel struct {
 	Providers          ast.Node `yaml:"-"`
 	Environments       ast.Node `yaml:"-"`
 	Watch              ast.Node `yaml:"-"`
+	Files              ast.Node `yaml:"-"`
 	Mask               bool     `yaml:"mask"`
 	// Audit is decoded by File.Audit, with ${VAR} expanded.
 	Audit any `yaml:"audit"`
@@ -109,7 +113,11 @@ func Parse(name string, src []byte) (*File, error) {
 	if err := d.checkAll(); err != nil {
 		return nil, err
 	}
-	f := &File{Name: name, Version: d.top.Version, DefaultEnvironment: d.top.DefaultEnvironment, src: src, parsed: d}
+	templates, err := d.parseTemplates()
+	if err != nil {
+		return nil, err
+	}
+	f := &File{Name: name, Version: d.top.Version, DefaultEnvironment: d.top.DefaultEnvironment, Files: templates, src: src, parsed: d}
 	for _, e := range d.environments {
 		f.Environments = append(f.Environments, e.name)
 	}
@@ -119,9 +127,11 @@ func Parse(name string, src []byte) (*File, error) {
 // document is one parse of the file, split into its sections.
 type document struct {
 	file         string
+	src          []byte
 	root         *ast.MappingNode
 	top          topLevel
 	watch        ast.Node
+	files        ast.Node
 	providers    []*providerNode
 	environments []*environmentNode
 }
@@ -145,7 +155,7 @@ func parse(file string, src []byte) (*document, error) {
 	if err != nil {
 		return nil, yamlSyntaxError(file, err)
 	}
-	d := &document{file: file}
+	d := &document{file: file, src: src}
 	if len(tree.Docs) != 1 || tree.Docs[0].Body == nil {
 		return nil, &Error{Pos: file, Msg: "the file is empty; it needs at least `version: 1` and `environments:`"}
 	}
@@ -166,11 +176,13 @@ func parse(file string, src []byte) (*document, error) {
 			d.top.Environments = kv.Value
 		case "watch":
 			d.watch = kv.Value
+		case "files":
+			d.files = kv.Value
 		default:
 			rest = append(rest, kv)
 		}
 	}
-	if err := decodeStrict(file, "", ast.Mapping(root.Start, root.IsFlowStyle, rest...), &d.top, "providers", "environments", "watch"); err != nil {
+	if err := decodeStrict(file, "", ast.Mapping(root.Start, root.IsFlowStyle, rest...), &d.top, "providers", "environments", "watch", "files"); err != nil {
 		return nil, err
 	}
 	if d.top.Version != 1 {

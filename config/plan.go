@@ -34,6 +34,8 @@ type Plan struct {
 	Types map[string]string
 	Watch Watch
 	Mask  bool
+	// Files are the memory-only files rendered from templates.
+	Files []*Template
 }
 
 // Plan resolves placeholders in the chosen environment and builds its
@@ -105,7 +107,29 @@ func (f *File) Plan(reg *providers.Registry, sel Selection, penv providers.Env) 
 	if err := d.checkUnused(plan, reg, penv); err != nil {
 		return nil, err
 	}
+	plan.Files = f.Files
+	if err := checkFileNames(plan); err != nil {
+		return nil, err
+	}
 	return plan, nil
+}
+
+// checkFileNames rejects a template whose variable a source of the
+// environment names too: one would silently replace the other.
+func checkFileNames(plan *Plan) error {
+	for _, t := range plan.Files {
+		for _, src := range plan.Sources {
+			named := src.As == t.name
+			for _, r := range append(append([]providers.Rename(nil), src.Map...), src.Files...) {
+				named = named || r.Var == t.name
+			}
+			if named {
+				return &Error{Pos: t.pos, Path: "files." + t.name,
+					Msg: fmt.Sprintf("%s is also a variable of the source at %s; rename one of them", t.name, src.Pos)}
+			}
+		}
+	}
+	return nil
 }
 
 // checkUnused builds the providers the environment does not use, to report

@@ -51,6 +51,9 @@ type Supervisor struct {
 	// Reap makes the supervisor reap every process that exits, not only
 	// the child: PID 1 inherits orphans, and nobody else will.
 	Reap bool
+	// Inherit, when set, lists the descriptors every child inherits, each
+	// at its own number (memory-only files); asked at each start.
+	Inherit func() []*os.File
 	// StopSignal and StopTimeout stop the child gracefully when a rotation
 	// restarts it or ends secretrun: the signal, then SIGKILL after the
 	// timeout (10s when zero).
@@ -339,6 +342,8 @@ func (sv *supervisor) rotation(r *Rotation) {
 	p := &sv.Policy
 	switch {
 	case p.OnChange == ActionNone:
+		// The environment stays; memory-only files are rewritten.
+		p.rotated(r.Secrets)
 		sv.log.Info(fmt.Sprintf("rotation: %s; pid %d keeps its environment (on_change: none)", r.describe(), sv.cur.pid()), r.attrs("none", sv.cur.pid())...)
 		return
 	case sv.state == exiting || sv.state == ending:

@@ -32,6 +32,9 @@ type Job struct {
 	Environ []string
 	// PreserveEnv makes variables already in Environ win over secrets.
 	PreserveEnv bool
+	// Templates are the memory-only files rendered from the secrets
+	// (`files:`), beside the fields that sources make files.
+	Templates []Template
 
 	Stdin          *os.File
 	Stdout, Stderr io.Writer
@@ -61,6 +64,9 @@ type Job struct {
 	// rand returns a number in [0, 1) for jitter and splay; tests make it
 	// predictable.
 	rand func() float64
+	// assemble builds the secrets from every source's results on
+	// rotation; nil is Assemble.
+	assemble func([]providers.Result) (*Secrets, error)
 }
 
 // Watch is what `watch:` says about polling and rotation.
@@ -109,6 +115,15 @@ func Run(ctx context.Context, j Job) (int, error) {
 		return 0, err
 	}
 	environ := func(s *Secrets) []string { return Environ(j.Environ, s.Vars, j.PreserveEnv) }
+	files := newMemFiles(log)
+	defer files.close()
+	if err := j.withFiles(secrets, files, environ); err != nil {
+		return 0, err
+	}
+	// Written before the child exists: it never sees an empty file.
+	if err := files.write(secrets); err != nil {
+		return 0, err
+	}
 	cmd := Command{Args: j.Args, Env: environ(secrets)}
 	values := revealAll(secrets)
 	if j.GitHubActions {
@@ -121,6 +136,9 @@ func Run(ctx context.Context, j Job) (int, error) {
 		// What the providers hold only for themselves (a login token)
 		// is given back now: after exec nobody could.
 		closeAll()
+		if err := files.inheritable(); err != nil {
+			return 0, err
+		}
 		j.emit(Event{Kind: EventStart, PID: os.Getpid(), Secrets: secrets})
 		err := Exec(cmd)
 		j.emit(Event{Kind: EventExit, Err: err})
@@ -135,6 +153,7 @@ func Run(ctx context.Context, j Job) (int, error) {
 		Reap:        j.PID1,
 		StopSignal:  j.StopSignal,
 		StopTimeout: j.StopTimeout,
+		Inherit:     files.inherit,
 		Log:         log,
 	}
 	obs := j.observe(sup, secrets)
@@ -149,6 +168,13 @@ func Run(ctx context.Context, j Job) (int, error) {
 		defer stdout.Close()
 	}
 
+	j.assemble = func(results []providers.Result) (*Secrets, error) {
+		s, err := Assemble(j.Sources, results)
+		if err == nil {
+			err = j.withFiles(s, files, environ)
+		}
+		return s, err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	// Stopped before the providers are closed, so that no renewal or poll
@@ -166,11 +192,30 @@ func Run(ctx context.Context, j Job) (int, error) {
 		for _, m := range masks {
 			m.add(fresh)
 		}
+		// After the masks, so the child cannot print new contents
+		// unmasked; before on_change, so a signalled or new child reads
+		// them.
+		if err := files.write(s); err != nil {
+			log.Warn(fmt.Sprintf("rotation: cannot rewrite the memory-only files: %v; the child reads the old contents", err))
+		}
 		obs.rotated(s)
 	}, log)
 	status, err := sup.Run()
 	obs.exited(status, err)
 	return status, err
+}
+
+// withFiles finishes an assembly of the secrets for the child: it renders
+// the templates, gives each file its path and checks that the child can be
+// started with the environment.
+func (j *Job) withFiles(s *Secrets, files *memFiles, environ func(*Secrets) []string) error {
+	if err := RenderFiles(s, j.Templates); err != nil {
+		return err
+	}
+	if err := files.bind(s); err != nil {
+		return err
+	}
+	return checkLimits(j.Args, environ(s), s.Vars)
 }
 
 // start runs what goes on beside the child until ctx ends: a renewer for
@@ -184,6 +229,7 @@ func (j *Job) start(ctx context.Context, wg *sync.WaitGroup, sup *Supervisor, se
 	if j.Watch != nil {
 		w := newWatcher(j.Sources, j.Providers, j.Names, secrets, environ, j.Watch.Interval, log)
 		w.rand = j.rand
+		w.assemble = j.assemble
 		w.onRead = func(provider string) {
 			if r := renewers[provider]; r != nil {
 				r.poke()

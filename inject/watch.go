@@ -193,10 +193,15 @@ type watcher struct {
 	// onRead, when set, is told after a provider's sources were re-read,
 	// so its renewer learns about new leases.
 	onRead func(provider string)
+	// assemble, when set, replaces Assemble over every source: it renders
+	// the memory-only files too, and may refuse what the child could not
+	// be started with.
+	assemble func([]providers.Result) (*Secrets, error)
 
-	// The merged state, touched only by the merging goroutine.
+	// The merged state, touched only by the merging goroutine. seen is
+	// what the child sees: its environment and its files' contents.
 	results []providers.Result
-	env     []string
+	seen    []string
 }
 
 // update is a provider's sources re-read, all of them successfully.
@@ -213,7 +218,7 @@ func newWatcher(sources []*providers.Source, provs map[string]providers.Provider
 		sources: sources, names: names, environ: environ, interval: intervalOr(interval), log: log,
 		byName: map[string]*poller{}, updates: make(chan update),
 		results: append([]providers.Result(nil), initial.Results...),
-		env:     environ(initial),
+		seen:    append(environ(initial), fileContents(initial)...),
 	}
 	for i, src := range sources {
 		p := w.byName[src.Provider]
@@ -303,19 +308,25 @@ func (w *watcher) merge(u update) (Rotation, bool) {
 		}
 		w.results[i] = after
 	}
-	secrets, err := Assemble(w.sources, w.results)
+	assemble := w.assemble
+	if assemble == nil {
+		assemble = func(results []providers.Result) (*Secrets, error) { return Assemble(w.sources, results) }
+	}
+	secrets, err := assemble(w.results)
 	if err != nil {
-		// Each provider's sources were checked on their own; this is
-		// not expected, and the child keeps what it has.
+		// Each provider's sources were checked on their own, so this is
+		// a template that no longer renders or a variable too large for
+		// the child; it keeps what it has.
 		w.log.Warn(fmt.Sprintf("watch: cannot assemble the secrets: %v; keeping current secrets", err))
 		return Rotation{}, false
 	}
 	env := w.environ(secrets)
-	if equalEnv(env, w.env) {
+	seen := append(slices.Clone(env), fileContents(secrets)...)
+	if equalEnv(seen, w.seen) {
 		w.log.Debug("watch: versions changed, the environment did not", slog.String("event", "unchanged"))
 		return Rotation{}, false
 	}
-	w.env = env
+	w.seen = seen
 	return Rotation{Secrets: secrets, Env: env, Changes: changes}, true
 }
 

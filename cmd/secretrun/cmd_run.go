@@ -150,6 +150,7 @@ func jobFor(p *config.Plan, d deps, opts *runOptions) (inject.Job, error) {
 		StopSignal:    syscall.SIGTERM,
 		StopTimeout:   p.Watch.StopTimeout,
 	}
+	job.Templates = templates(p)
 	if opts.Mask != nil {
 		job.Mask = *opts.Mask
 	}
