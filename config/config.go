@@ -70,6 +70,8 @@ type Watch struct {
 	StopSignal  string        `yaml:"stop_signal"`
 	StopTimeout time.Duration `yaml:"stop_timeout"`
 	Splay       time.Duration `yaml:"splay"`
+	// Ready is `watch.ready:`, decoded on its own (see decodeReady).
+	Ready Ready `yaml:"-"`
 }
 
 // DefaultWatch is the watch configuration when secretrun.yaml says nothing.
@@ -132,6 +134,8 @@ type document struct {
 	top          topLevel
 	watch        ast.Node
 	files        ast.Node
+	listen       ast.Node
+	proxy        ast.Node
 	providers    []*providerNode
 	environments []*environmentNode
 }
@@ -178,11 +182,15 @@ func parse(file string, src []byte) (*document, error) {
 			d.watch = kv.Value
 		case "files":
 			d.files = kv.Value
+		case "listen":
+			d.listen = kv.Value
+		case "proxy":
+			d.proxy = kv.Value
 		default:
 			rest = append(rest, kv)
 		}
 	}
-	if err := decodeStrict(file, "", ast.Mapping(root.Start, root.IsFlowStyle, rest...), &d.top, "providers", "environments", "watch", "files"); err != nil {
+	if err := decodeStrict(file, "", ast.Mapping(root.Start, root.IsFlowStyle, rest...), &d.top, "providers", "environments", "watch", "files", "listen", "proxy"); err != nil {
 		return nil, err
 	}
 	if d.top.Version != 1 {
@@ -318,7 +326,11 @@ func (d *document) environment(name string) *environmentNode {
 // resolving placeholders: the common keys of each source and the providers
 // they name.
 func (d *document) checkAll() error {
-	if _, err := d.decodeWatch(); err != nil {
+	w, err := d.decodeWatch()
+	if err != nil {
+		return err
+	}
+	if _, err := d.decodeServe(w); err != nil {
 		return err
 	}
 	if d.top.DefaultEnvironment != "" && d.environment(d.top.DefaultEnvironment) == nil {

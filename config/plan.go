@@ -33,6 +33,8 @@ type Plan struct {
 	// Types are the types of those instances, by name.
 	Types map[string]string
 	Watch Watch
+	// Serve is `listen:` or `proxy:`.
+	Serve Serve
 	Mask  bool
 	// Files are the memory-only files rendered from templates.
 	Files []*Template
@@ -74,12 +76,20 @@ func (f *File) Plan(reg *providers.Registry, sel Selection, penv providers.Env) 
 	plan := &Plan{Environment: envName, Scope: sel.Scope, Providers: map[string]providers.Provider{}, Types: map[string]string{}, Mask: d.top.Mask}
 
 	global := &expander{file: d.file, lookup: lookup}
-	if d.watch != nil {
-		if err := global.walk("watch", d.watch); err != nil {
-			return nil, err
+	for _, section := range []struct {
+		path string
+		node ast.Node
+	}{{"watch", d.watch}, {"listen", d.listen}, {"proxy", d.proxy}} {
+		if section.node != nil {
+			if err := global.walk(section.path, section.node); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if plan.Watch, err = d.decodeWatch(); err != nil {
+		return nil, err
+	}
+	if plan.Serve, err = d.decodeServe(plan.Watch); err != nil {
 		return nil, err
 	}
 
@@ -186,14 +196,20 @@ func (d *document) decodeWatch() (Watch, error) {
 	if d.watch == nil || isNull(d.watch) {
 		return w, nil
 	}
-	if err := decodeStrict(d.file, "watch", d.watch, &w); err != nil {
+	// ready: is decoded on its own, since tcp: is true or host:port.
+	watchNode, readyNode := cutKey(d.watch, "ready")
+	if err := decodeStrict(d.file, "watch", watchNode, &w, "ready"); err != nil {
 		return w, err
 	}
 	switch w.OnChange {
-	case "restart", "signal", "exit", "none":
+	case "restart", "signal", "exit", "none", "rolling":
 	default:
 		return w, errorAt(d.file, valueOf(d.watch.(*ast.MappingNode), "on_change", d.watch), "watch.on_change",
-			"unknown action %q (one of restart, signal, exit, none)", w.OnChange)
+			"unknown action %q (one of restart, rolling, signal, exit, none)", w.OnChange)
+	}
+	var err error
+	if w.Ready, err = d.decodeReady(readyNode); err != nil {
+		return w, err
 	}
 	m := d.watch.(*ast.MappingNode)
 	if w.Interval <= 0 {
