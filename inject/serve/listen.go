@@ -16,25 +16,31 @@ type ListenSpec struct {
 	Network string
 	// Address is host:port for TCP, a path for unix.
 	Address string
-	// Name is the socket's name in LISTEN_FDNAMES; empty means one made
-	// from the address (see DefaultName).
+	// Name is the socket's name in LISTEN_FDNAMES. Empty means one made
+	// from the address it is bound to, with each ':' made '-'
+	// ("127.0.0.1-8080"), since ':' separates names.
 	Name string
 }
 
-// DefaultName is the LISTEN_FDNAMES name of a socket the config gives no
-// name: its address with each ':' made '-' ("127.0.0.1-8080"), since a
-// name cannot hold the ':' that separates names. (systemd's own default
-// is the socket unit's name, which has no equivalent here; a name from the
-// address at least tells two sockets apart.)
-func (s ListenSpec) DefaultName() string {
-	return strings.ReplaceAll(s.Address, ":", "-")
-}
-
-func (s ListenSpec) name() string {
-	if s.Name != "" {
-		return s.Name
+// defaultName is the LISTEN_FDNAMES name of a socket the config gives no
+// name: the address it is bound to, with each ':' made '-' and anything
+// else a name cannot hold made '_' ("127.0.0.1-8080"). systemd's own
+// default is the socket unit's name, which has no equivalent here; a name
+// from the address at least tells two sockets apart.
+func defaultName(address string) string {
+	b := []byte(address)
+	for i, c := range b {
+		switch {
+		case c == ':':
+			b[i] = '-'
+		case c < ' ' || c > '~':
+			b[i] = '_'
+		}
 	}
-	return s.DefaultName()
+	if len(b) > 255 {
+		b = b[len(b)-255:]
+	}
+	return string(b)
 }
 
 // Validate reports a spec that Listen would refuse before trying it: an
@@ -57,8 +63,10 @@ func (s ListenSpec) Validate() error {
 	default:
 		return fmt.Errorf("listen %q %q: the network must be tcp, tcp4, tcp6 or unix", s.Network, s.Address)
 	}
-	if err := validName(s.name()); err != nil {
-		return fmt.Errorf("listen %s %s: name %q: %w", s.Network, s.Address, s.name(), err)
+	if s.Name != "" {
+		if err := validName(s.Name); err != nil {
+			return fmt.Errorf("listen %s %s: name %q: %w", s.Network, s.Address, s.Name, err)
+		}
 	}
 	return nil
 }

@@ -55,7 +55,11 @@ func listen(spec ListenSpec) (Listener, error) {
 		f.Close()
 		return Listener{}, fmt.Errorf("listen %s %s: %w", spec.Network, spec.Address, err)
 	}
-	return Listener{Name: spec.name(), File: f, Addr: addr, Spec: spec}, nil
+	name := spec.Name
+	if name == "" {
+		name = defaultName(addr.String())
+	}
+	return Listener{Name: name, File: f, Addr: addr, Spec: spec}, nil
 }
 
 func listenError(spec ListenSpec, err error) error {

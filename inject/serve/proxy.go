@@ -319,6 +319,7 @@ func (p *Proxy) connect() (addr string, c net.Conn, err error) {
 	}()
 	var dialer net.Dialer
 	var deadline time.Time
+	var lastErr error
 	retry := firstRetry
 	for {
 		addr, set := p.current()
@@ -343,6 +344,7 @@ func (p *Proxy) connect() (addr string, c net.Conn, err error) {
 		p.acquire(addr)
 		ctx, cancel := context.WithDeadline(p.ctx, deadline)
 		c, err := dialer.DialContext(ctx, "tcp", addr)
+		expired := ctx.Err() != nil
 		cancel()
 		if err == nil {
 			return addr, c, nil
@@ -351,13 +353,19 @@ func (p *Proxy) connect() (addr string, c net.Conn, err error) {
 		if p.ctx.Err() != nil {
 			return "", nil, errStopped
 		}
-		if !time.Now().Add(retry).Before(deadline) {
-			return "", nil, fmt.Errorf("backend %s unreachable for %s: %w", addr, dialFor, err)
+		if !expired || lastErr == nil {
+			// A dial cut short by the deadline says less than the
+			// refusal before it.
+			lastErr = err
+		}
+		wait := min(retry, time.Until(deadline))
+		if wait <= 0 {
+			return "", nil, fmt.Errorf("backend %s unreachable for %s: %w", addr, dialFor, lastErr)
 		}
 		// Each retry asks for the current backend again: if a newer child
 		// has been switched in meanwhile, the connection goes there.
 		select {
-		case <-time.After(retry):
+		case <-time.After(wait):
 		case <-p.ctx.Done():
 			return "", nil, errStopped
 		}
