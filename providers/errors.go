@@ -14,4 +14,6 @@ var (
 	ErrAuth = errors.New("authentication failed")
 	// ErrUnavailable: the backend could not be reached or did not answer.
 	ErrUnavailable = errors.New("backend unavailable")
+	// ErrExists: a write would replace a secret that exists (Writer).
+	ErrExists = errors.New("already exists")
 )

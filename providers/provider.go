@@ -185,3 +185,52 @@ type Prompter interface {
 	// AskSecret reads an answer without echoing it.
 	AskSecret(label string) (Secret, error)
 }
+
+// Writer is implemented by providers that can store secrets, for
+// `secretrun import`, which moves a .env file's values into a backend. It is
+// separate from Provider because most uses only read, and a backend that
+// cannot be written (an exec program, leased credentials) simply lacks it.
+//
+// An import asks ImportSource for the source to add to the config file,
+// plans that source as any other, checks Existing, calls Write, and then
+// Fetches the source to verify that every value reads back as written.
+type Writer interface {
+	// ImportSource returns the provider's part of a source that reads back
+	// fields, once Write has stored them at dest: `path: secret/myapp` for
+	// Vault, `keys: [A, B]` for the keyring. It rejects a dest that does not
+	// suit the provider (a --secret for Vault, a --path for the keyring).
+	ImportSource(dest Destination, fields []string) ([]SourceSetting, error)
+	// Existing lists what Write would replace among the fields of src (a
+	// source ImportSource described, planned): each item or parameter that
+	// exists, or the whole secret, named as its backend names it. Empty
+	// when nothing would be replaced.
+	Existing(ctx context.Context, src *Source, fields []string) ([]string, error)
+	// Write stores values so that a Fetch of src gives each one as the
+	// field of its name. Unless replace is set, it stores nothing over an
+	// existing secret or item, failing with an error that wraps ErrExists
+	// where the backend can refuse atomically. It checks every value the
+	// backend would refuse before storing any. written lists the fields
+	// stored, in order, whether or not err is nil, so that a failure part
+	// of the way through says exactly what is in the backend.
+	Write(ctx context.Context, src *Source, values []NamedSecret, replace bool) (written []string, err error)
+}
+
+// Destination is where `secretrun import` writes: --path or --secret, as
+// given (at most one is set).
+type Destination struct {
+	Path   string
+	Secret string
+}
+
+// SourceSetting is one key of a source as the config file is to hold it.
+type SourceSetting struct {
+	Key string
+	// Value is a string, or a []string for a list such as keys:.
+	Value any
+}
+
+// NamedSecret is one value to store under a field name.
+type NamedSecret struct {
+	Name  string
+	Value Secret
+}

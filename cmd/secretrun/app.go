@@ -192,6 +192,7 @@ func newApp(d deps) *cli.App {
 			scanCommand(d),
 			statusCommand(d),
 			auditCommand(d),
+			importCommand(d),
 			versionCommand(d),
 		},
 	}
