@@ -48,6 +48,9 @@ type Supervisor struct {
 	// outlive each child, and the caller closes them once Run returns.
 	Stdin          *os.File
 	Stdout, Stderr io.Writer
+	// Terminal, when set, runs each child on a pseudo-terminal of its own
+	// whose output is written to Stdout (see Terminal); nil keeps pipes.
+	Terminal *Terminal
 	// Reap makes the supervisor reap every process that exits, not only
 	// the child: PID 1 inherits orphans, and nobody else will.
 	Reap bool

@@ -163,6 +163,7 @@ func Run(ctx context.Context, j Job) (int, error) {
 		sup.Stdout, sup.Stderr = stdout, stderr
 		masks = []*rotatingMask{stdout, stderr}
 		warnShortValues(log, secrets, stdout.skipped())
+		sup.Terminal = onTerminal(j.Stdout, j.Stderr)
 		// Closing writes out what the writers hold back.
 		defer stderr.Close()
 		defer stdout.Close()

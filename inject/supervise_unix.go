@@ -44,10 +44,16 @@ func (s *Supervisor) Run() (int, error) {
 		defer r.stop()
 	}
 	foreground := inForeground(s.Stdin)
+	forward := func(sig os.Signal) bool { return !foreground || !fromTerminal(sig) }
+	tty := s.beginTerminal()
+	if tty != nil {
+		defer tty.end()
+		forward = tty.forward
+	}
 	l := loop{
-		launch:      func(env []string) (process, error) { return s.start(Command{Args: s.Command.Args, Env: env}, r) },
+		launch:      func(env []string) (process, error) { return s.start(Command{Args: s.Command.Args, Env: env}, r, tty) },
 		sigs:        sigs,
-		forward:     func(sig os.Signal) bool { return !foreground || !fromTerminal(sig) },
+		forward:     forward,
 		terminating: terminating,
 	}
 	return s.supervise(l)
@@ -58,7 +64,7 @@ func terminating(sig os.Signal) bool {
 	return sig == syscall.SIGTERM || sig == syscall.SIGINT || sig == syscall.SIGQUIT
 }
 
-func (s *Supervisor) start(cmd Command, r *reaper) (*child, error) {
+func (s *Supervisor) start(cmd Command, r *reaper, tty *ttySession) (*child, error) {
 	path, err := lookPath(cmd.Args[0], cmd.Env)
 	if err != nil {
 		return nil, err
@@ -70,19 +76,19 @@ func (s *Supervisor) start(cmd Command, r *reaper) (*child, error) {
 		}
 		defer stdin.Close()
 	}
-	files, parentEnds, output, err := startPipes(s.Stdout, s.Stderr)
+	cio, err := s.stdio(stdin, tty)
 	if err != nil {
 		return nil, err
 	}
-	c := &child{done: make(chan status, 1), output: output}
+	c := &child{done: make(chan status, 1), output: cio.output}
 	if r != nil {
 		// Held across the start, so the reaper cannot reap the child
 		// before it knows the child's PID.
 		r.mu.Lock()
 		defer r.mu.Unlock()
 	}
-	c.proc, err = os.StartProcess(path, cmd.Args, &os.ProcAttr{Env: cmd.Env, Files: withInherited(append([]*os.File{stdin}, files...), s.inherited())})
-	for _, f := range parentEnds {
+	c.proc, err = os.StartProcess(path, cmd.Args, &os.ProcAttr{Env: cmd.Env, Files: withInherited(cio.files, s.inherited()), Sys: cio.sys})
+	for _, f := range cio.parentEnds {
 		f.Close()
 	}
 	if err != nil {

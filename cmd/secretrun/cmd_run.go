@@ -99,7 +99,7 @@ with or without --watch, and revoked when it exits.`
 // runJob plans the config and runs the command: the real work of `run`.
 func runJob(d deps) func(*cli.Context, *runOptions) error {
 	return func(c *cli.Context, opts *runOptions) error {
-		log, err := newLogger(opts.LogFormat, d.stderr)
+		log, err := newLogger(opts.LogFormat, inject.MessageWriter(d.stderr))
 		if err != nil {
 			return err
 		}
