@@ -12,8 +12,11 @@ import (
 
 // Command is the program to run as the child.
 type Command struct {
-	// Args is the argument vector; Args[0] is looked up in the PATH of Env.
+	// Args is the argument vector; Args[0] is looked up in the PATH of Env
+	// unless Path is set.
 	Args []string
+	// Path, when set, is the program to run, Args[0] being only its name.
+	Path string
 	// Env is the child's whole environment.
 	Env []string
 }
@@ -70,6 +73,15 @@ type Supervisor struct {
 	Rotations <-chan Rotation
 	// Policy says what a rotation does to the child.
 	Policy Policy
+	// ReadyTimeout bounds the wait for a new child to be ready during a
+	// rolling restart (30s when zero).
+	ReadyTimeout time.Duration
+	// Listeners are sockets every child inherits at fd 3, 4, ...
+	// (listen:).
+	Listeners []*os.File
+	// serving gives each child its port or sockets (listen:, proxy:);
+	// nil when clients do not reach the child through secretrun.
+	serving serving
 	// Log receives rotation events; nil discards them.
 	Log *slog.Logger
 	// Started, when set, is told the PID of every child as it starts.
@@ -220,10 +232,16 @@ const (
 	// ending: the child was asked to end by a signal the user sent; its
 	// exit ends secretrun, and nothing starts after it.
 	ending
+	// rolling: a new child runs beside the current one, which serves
+	// until the new one is ready (on_change: rolling, see rollout.go).
+	rolling
+	// draining: the current child has exited; secretrun ends once the
+	// children being stopped have too.
+	draining
 )
 
 func (s state) String() string {
-	return [...]string{"running", "restarting", "exiting", "ending"}[s]
+	return [...]string{"running", "restarting", "exiting", "ending", "rolling", "draining"}[s]
 }
 
 // supervisor is the state of one supervise call.
@@ -242,6 +260,8 @@ type supervisor struct {
 	stopC         <-chan time.Time
 	stopTimeout   time.Duration
 	storm         restartGuard
+	serving       serving
+	rollout
 }
 
 // supervise runs the child until it exits for its own reasons, and carries
@@ -258,22 +278,33 @@ func (s *Supervisor) supervise(l loop) (int, error) {
 			return p, err
 		}
 	}
-	sv := &supervisor{Supervisor: s, l: l, log: s.logger(), stopTimeout: s.StopTimeout, storm: newRestartGuard(s.Policy.Interval)}
+	sv := &supervisor{Supervisor: s, l: l, log: s.logger(), stopTimeout: s.StopTimeout, storm: newRestartGuard(s.Policy.Interval), serving: s.serving}
 	if sv.stopTimeout <= 0 {
 		sv.stopTimeout = defaultStopTimeout
 	}
-	var err error
-	if sv.cur, err = l.launch(s.Command.Env); err != nil {
+	if err := sv.startCurrent(s.Command.Env); err != nil {
 		return 0, err
 	}
 	defer sv.stopTimers()
 	for {
+		var curExited <-chan status
+		if sv.state != draining {
+			curExited = sv.cur.exited()
+		}
 		select {
 		case sig := <-l.sigs:
 			sv.signalled(sig)
-		case st := <-sv.cur.exited():
+		case st := <-curExited:
 			if done, code, err := sv.exited(st); done {
 				return code, err
+			}
+		case err := <-sv.readyC:
+			sv.candidateReady(err)
+		case st := <-sv.candExited():
+			sv.candidateExited(st)
+		case e := <-sv.retiredC:
+			if sv.retiredExit(e) {
+				return sv.exitCode, nil
 			}
 		case <-sv.stopC:
 			sv.stopC = nil
@@ -307,10 +338,22 @@ func (sv *supervisor) signalled(sig os.Signal) {
 	if !sv.l.forward(sig) {
 		return
 	}
-	_ = sv.cur.signal(sig)
-	if sv.l.terminating(sig) && sv.state != exiting {
+	if sv.state != draining {
+		_ = sv.cur.signal(sig)
+	}
+	if !sv.l.terminating(sig) {
+		return
+	}
+	sv.signalOthers(sig)
+	if sv.state != exiting && sv.state != draining {
 		sv.cancelPending()
 		sv.next = nil
+		if sv.cand != nil {
+			sv.cancelReady()
+			sv.readyC = nil
+			sv.retire(sv.cand, sv.candSlot)
+			sv.cand, sv.candSlot, sv.candRot = nil, nil, nil
+		}
 		sv.state = ending
 	}
 }
@@ -326,11 +369,12 @@ func (sv *supervisor) exited(st status) (done bool, code int, err error) {
 	}
 	switch sv.state {
 	case exiting:
-		return true, ExitRotated, nil
-	case running, ending:
-		return true, int(st), nil
+		return sv.finishing(ExitRotated), ExitRotated, nil
+	case running, ending, rolling:
+		return sv.finishing(int(st)), int(st), nil
 	}
-	if sv.cur, err = sv.l.launch(sv.next.Env); err != nil {
+	sv.releaseCurrent()
+	if err = sv.startCurrent(sv.next.Env); err != nil {
 		return true, 0, err
 	}
 	sv.log.Info(fmt.Sprintf("restart: pid %d stopped; started pid %d", old, sv.cur.pid()),
@@ -349,7 +393,13 @@ func (sv *supervisor) rotation(r *Rotation) {
 		p.rotated(r.Secrets)
 		sv.log.Info(fmt.Sprintf("rotation: %s; pid %d keeps its environment (on_change: none)", r.describe(), sv.cur.pid()), r.attrs("none", sv.cur.pid())...)
 		return
-	case sv.state == exiting || sv.state == ending:
+	case sv.state == exiting || sv.state == ending || sv.state == draining:
+		return
+	case sv.state == rolling:
+		// Rolled out once the one in progress has ended.
+		sv.pending = sv.pending.merge(r)
+		p.rotated(r.Secrets)
+		sv.log.Info(fmt.Sprintf("rotation: %s; rolled out after the rollout in progress", r.describe()), r.attrs("rolling", sv.cur.pid())...)
 		return
 	case sv.state == restarting:
 		// The child being replaced gets the newest secrets.
@@ -364,7 +414,7 @@ func (sv *supervisor) rotation(r *Rotation) {
 	if p.Splay > 0 {
 		at = at.Add(time.Duration(p.random() * float64(p.Splay)))
 	}
-	if p.OnChange == ActionRestart {
+	if p.OnChange == ActionRestart || p.OnChange == ActionRolling {
 		if earliest := sv.storm.earliest(); earliest.After(at) {
 			at = earliest
 			sv.log.Warn(fmt.Sprintf("rotation: %s; restart held back %s (restarts are at least %s apart while rotations keep coming)",
@@ -409,6 +459,9 @@ func (sv *supervisor) act(r *Rotation) {
 		if err := sv.cur.signal(p.Signal); err != nil {
 			sv.log.Warn(fmt.Sprintf("rotation: cannot send %s to pid %d: %v", signalName(p.Signal), pid, err))
 		}
+	case ActionRolling:
+		p.rotated(r.Secrets)
+		sv.beginRollout(r)
 	case ActionExit:
 		sv.log.Info(fmt.Sprintf("rotation: %s; stopping pid %d and exiting (on_change: exit)", r.describe(), pid), r.attrs("exit", pid)...)
 		sv.beginStop(exiting)

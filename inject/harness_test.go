@@ -125,6 +125,12 @@ type harness struct {
 	result   chan outcome
 	ignore   bool // new children ignore SIGTERM
 	started  time.Time
+	// serving and readyTimeout are given to the supervisor (rolling).
+	serving      serving
+	readyTimeout time.Duration
+	// exitAtStart, when set, makes a child exit at once with the status
+	// it returns, if not zero: a child that refuses its secrets.
+	exitAtStart func(env []string) status
 }
 
 type outcome struct {
@@ -177,6 +183,11 @@ func (h *harness) launch(env []string) (process, error) {
 	defer h.mu.Unlock()
 	p := &fakeProc{id: 100 + len(h.procs), env: env, ignoreTerm: h.ignore, done: make(chan status, 1), startedAt: time.Now()}
 	h.procs = append(h.procs, p)
+	if h.exitAtStart != nil {
+		if st := h.exitAtStart(env); st != 0 {
+			p.exit(st)
+		}
+	}
 	return p, nil
 }
 
@@ -194,7 +205,7 @@ func (h *harness) run() {
 	sup := &Supervisor{
 		Command:    Command{Args: j.Args, Env: environ(initial)},
 		StopSignal: sigTERM, StopTimeout: 5 * time.Second,
-		Log: log,
+		Log: log, serving: h.serving, ReadyTimeout: h.readyTimeout,
 	}
 	onRotate := func(s *Secrets) {
 		if h.onRotate != nil {

@@ -48,6 +48,10 @@ type Job struct {
 	// supervising (tests, benchmarks).
 	NoExec bool
 
+	// Serve hands the children sockets or puts a proxy before them
+	// (listen:, proxy:); secretrun then stays their parent.
+	Serve *Serve
+
 	// Watch turns rotation on; nil leaves it off.
 	Watch *Watch
 	// StopSignal and StopTimeout stop the child gracefully for a restart
@@ -132,7 +136,7 @@ func Run(ctx context.Context, j Job) (int, error) {
 		}
 	}
 
-	if CanExec && !j.NoExec && !j.PID1 && !j.Mask && j.Watch == nil && !holdsLeases(j.Providers) {
+	if CanExec && !j.NoExec && !j.PID1 && !j.Mask && j.Watch == nil && j.Serve == nil && !holdsLeases(j.Providers) {
 		// What the providers hold only for themselves (a login token)
 		// is given back now: after exec nobody could.
 		closeAll()
@@ -155,6 +159,14 @@ func Run(ctx context.Context, j Job) (int, error) {
 		StopTimeout: j.StopTimeout,
 		Inherit:     files.inherit,
 		Log:         log,
+	}
+	if j.Serve != nil {
+		closeServing, err := sup.serveWith(j.Serve, log)
+		if err != nil {
+			return 0, err
+		}
+		// Run returns once every child is gone.
+		defer closeServing()
 	}
 	obs := j.observe(sup, secrets)
 	var masks []*rotatingMask

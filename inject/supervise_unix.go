@@ -51,7 +51,9 @@ func (s *Supervisor) Run() (int, error) {
 		forward = tty.forward
 	}
 	l := loop{
-		launch:      func(env []string) (process, error) { return s.start(Command{Args: s.Command.Args, Env: env}, r, tty) },
+		launch: func(env []string) (process, error) {
+			return s.start(Command{Args: s.Command.Args, Path: s.Command.Path, Env: env}, r, tty)
+		},
 		sigs:        sigs,
 		forward:     forward,
 		terminating: terminating,
@@ -65,9 +67,11 @@ func terminating(sig os.Signal) bool {
 }
 
 func (s *Supervisor) start(cmd Command, r *reaper, tty *ttySession) (*child, error) {
-	path, err := lookPath(cmd.Args[0], cmd.Env)
-	if err != nil {
-		return nil, err
+	path, err := cmd.Path, error(nil)
+	if path == "" {
+		if path, err = lookPath(cmd.Args[0], cmd.Env); err != nil {
+			return nil, err
+		}
 	}
 	stdin := s.Stdin
 	if stdin == nil {
@@ -87,7 +91,7 @@ func (s *Supervisor) start(cmd Command, r *reaper, tty *ttySession) (*child, err
 		r.mu.Lock()
 		defer r.mu.Unlock()
 	}
-	c.proc, err = os.StartProcess(path, cmd.Args, &os.ProcAttr{Env: cmd.Env, Files: withInherited(cio.files, s.inherited()), Sys: cio.sys})
+	c.proc, err = os.StartProcess(path, cmd.Args, &os.ProcAttr{Env: cmd.Env, Files: withInherited(append(cio.files, s.Listeners...), s.inherited()), Sys: cio.sys})
 	for _, f := range cio.parentEnds {
 		f.Close()
 	}

@@ -61,6 +61,9 @@ const (
 	// environment cannot be changed, so this is for programs that re-read
 	// their secrets another way when signalled; the rotation is logged.
 	ActionSignal Action = "signal"
+	// ActionRolling starts a new child with the new environment beside
+	// the old one and stops the old one once the new one is ready.
+	ActionRolling Action = "rolling"
 	// ActionExit stops the child gracefully and makes secretrun exit with
 	// ExitRotated, for an orchestrator to restart it.
 	ActionExit Action = "exit"

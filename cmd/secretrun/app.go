@@ -14,6 +14,7 @@ import (
 
 	"github.com/secretrun/secretrun/config"
 	"github.com/secretrun/secretrun/inject"
+	"github.com/secretrun/secretrun/inject/serve"
 	"github.com/secretrun/secretrun/providers"
 	"github.com/secretrun/secretrun/providers/all"
 	"github.com/secretrun/secretrun/providers/keyring"
@@ -93,6 +94,10 @@ func (c childExit) Error() string { return fmt.Sprintf("the command exited with 
 // run is the whole program: it parses args, runs a command and decides the
 // exit status, in this one place.
 func run(ctx context.Context, args []string, d deps) int {
+	if len(args) > 1 && args[1] == serve.ShimArg {
+		// A child of secretrun's own, on its way to the command.
+		return serve.RunShim(args[2:], d.stderr)
+	}
 	app := newApp(d)
 	err := app.RunContext(ctx, normalizeArgs(app, args))
 	return exitStatus(err, d.stderr)

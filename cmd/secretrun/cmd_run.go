@@ -151,6 +151,7 @@ func jobFor(p *config.Plan, d deps, opts *runOptions) (inject.Job, error) {
 		StopTimeout:   p.Watch.StopTimeout,
 	}
 	job.Templates = templates(p)
+	job.Serve = serveFor(p)
 	if opts.Mask != nil {
 		job.Mask = *opts.Mask
 	}

@@ -23,11 +23,15 @@ import (
 	"github.com/secretrun/secretrun/providers/keyring"
 )
 
+// scriptCommands are the programs scripts run, the test binary standing in
+// for each; files for one system add theirs.
+var scriptCommands = map[string]func(){
+	"secretrun": func() { os.Exit(run(context.Background(), os.Args, systemDeps())) },
+	"sigcount":  sigcount,
+}
+
 func TestMain(m *testing.M) {
-	testscript.Main(m, map[string]func(){
-		"secretrun": func() { os.Exit(run(context.Background(), os.Args, systemDeps())) },
-		"sigcount":  sigcount,
-	})
+	testscript.Main(m, scriptCommands)
 }
 
 // TestScripts runs the end-to-end scripts in testdata/script, each a user
