@@ -168,6 +168,17 @@ func AddSource(file string, src []byte, s NewSource) (*Added, error) {
 		return &Added{Text: t.insertAfter(line, item(dash, dash+2, s.Settings)), Line: line + 1}, nil
 	}
 	seq, ok := env.Value.(*ast.SequenceNode)
+	if ok && seq.IsFlowStyle && len(seq.Values) == 0 && seq.End != nil && seq.Start.Position.Line == seq.End.Position.Line {
+		// `dev: []`: the brackets go, the list follows as a block.
+		line := seq.Start.Position.Line
+		l := t.line(line)
+		open, closing := seq.Start.Position.Column-1, seq.End.Position.Column
+		if closing <= len(l) && l[open] == '[' && l[closing-1] == ']' {
+			rest := strings.TrimRight(l[:open], " ") + l[closing:]
+			dash := indentOf(env.Key) + 2
+			return &Added{Text: t.replaceLines(line, line, rest+t.nl+item(dash, dash+2, s.Settings)), Line: line + 1}, nil
+		}
+	}
 	if !ok || seq.IsFlowStyle || len(seq.Entries) == 0 {
 		return nil, errorAt(file, env.Value, path, "is written in flow style ([...]); write it as an indented list (- from: ...) to have a source added to it")
 	}

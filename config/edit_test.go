@@ -168,6 +168,19 @@ environments:
 	}
 }
 
+func TestAddSourceToAnEmptyFlowList(t *testing.T) {
+	src := "version: 1\nproviders:\n  v: {type: vault}\nenvironments:\n  dev: []   # none yet\n  prod: []\n"
+	added, err := config.AddSource("secretrun.yaml", []byte(src), config.NewSource{Environment: "dev", Provider: "v",
+		Settings: []providers.SourceSetting{{Key: "path", Value: "a/c"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "version: 1\nproviders:\n  v: {type: vault}\nenvironments:\n  dev:   # none yet\n    - from: v\n      path: a/c\n  prod: []\n"
+	if string(added.Text) != want || added.Line != 6 {
+		t.Fatalf("line %d:\n%s", added.Line, added.Text)
+	}
+}
+
 func TestAddSourceRefusesFlowStyle(t *testing.T) {
 	src := "version: 1\nproviders:\n  v: {type: vault}\nenvironments:\n  dev: [{from: v, path: a/b}]\n"
 	_, err := config.AddSource("secretrun.yaml", []byte(src), config.NewSource{Environment: "dev", Provider: "v",
