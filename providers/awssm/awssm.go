@@ -46,11 +46,9 @@ package awssm
 
 import (
 	"fmt"
-	"net/http"
-	"sync"
+	"sync/atomic"
 
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-	"github.com/aws/smithy-go/middleware"
 
 	"github.com/secretrun/secretrun/providers"
 	"github.com/secretrun/secretrun/providers/internal/awsconf"
@@ -62,52 +60,34 @@ const TypeName = "aws-secrets-manager"
 // Type returns the provider type to register.
 func Type() providers.Type {
 	return providers.Type{Name: TypeName, New: func(name string, opts providers.Options, env providers.Env) (providers.Provider, error) {
-		return newProvider(name, opts, env, hooks{})
+		return newProvider(name, opts, env, awsconf.Hooks{})
 	}}
 }
 
-// hooks let tests watch and shape the client's traffic.
-type hooks struct {
-	httpClient *http.Client
-	apiOptions []func(*middleware.Stack) error
-}
-
 type provider struct {
-	name  string
-	set   awsconf.Settings
-	env   providers.Env
-	hooks hooks
-
-	mu   sync.Mutex
-	conn *conn
+	name string
+	awsconf.Instance
+	conn awsconf.Lazy[conn]
 }
 
 // conn is the SDK client, made on first use and shared by every call.
 type conn struct {
-	sm       *secretsmanager.Client
-	region   string
-	endpoint string
+	sm     *secretsmanager.Client
+	loaded awsconf.Loaded
 	// noBatch is set once BatchGetSecretValue was refused as a whole: IAM
 	// policies often grant GetSecretValue on a few ARNs and nothing else.
-	noBatch bool
+	noBatch atomic.Bool
 	// noList is the same for ListSecrets, which Versions then replaces by
 	// DescribeSecret per secret.
-	noList bool
-	flags  sync.Mutex
+	noList atomic.Bool
 }
 
-func newProvider(name string, opts providers.Options, env providers.Env, h hooks) (*provider, error) {
-	var s awsconf.Settings
-	if err := opts.Decode(&s); err != nil {
+func newProvider(name string, opts providers.Options, env providers.Env, h awsconf.Hooks) (*provider, error) {
+	in, err := awsconf.NewInstance(opts, env, h)
+	if err != nil {
 		return nil, err
 	}
-	if err := s.Check(); err != nil {
-		return nil, err
-	}
-	if env.Getenv == nil {
-		env.Getenv = func(string) string { return "" }
-	}
-	return &provider{name: name, set: s, env: env, hooks: h}, nil
+	return &provider{name: name, Instance: in}, nil
 }
 
 // ref is what one source reads.

@@ -13,6 +13,7 @@ import (
 	"github.com/secretrun/secretrun/config"
 	"github.com/secretrun/secretrun/providers"
 	"github.com/secretrun/secretrun/providers/awssm/mototest"
+	"github.com/secretrun/secretrun/providers/internal/awsconf"
 )
 
 const imdsHost = "169.254.169.254"
@@ -50,7 +51,7 @@ func TestNoInstanceMetadataWithExplicitSettings(t *testing.T) {
 		vars := srv.Env()
 		delete(vars, "AWS_REGION")
 		rec := newRecorder(t, srv.URL)
-		p := newTest(t, "region: "+mototest.Region, vars, hooks{httpClient: rec.Client()})
+		p := newTest(t, "region: "+mototest.Region, vars, awsconf.Hooks{HTTPClient: rec.Client()})
 		fetch(t, p, src(t, p, "secret: imds/one"))
 		if rec.SawHost(imdsHost) {
 			t.Errorf("instance metadata was asked: %v", rec.Hosts())
@@ -60,7 +61,7 @@ func TestNoInstanceMetadataWithExplicitSettings(t *testing.T) {
 		vars := srv.Env()
 		delete(vars, "AWS_REGION")
 		rec := newRecorder(t, srv.URL)
-		p := newTest(t, "{}", vars, hooks{httpClient: rec.Client()})
+		p := newTest(t, "{}", vars, awsconf.Hooks{HTTPClient: rec.Client()})
 		_, err := p.Fetch(context.Background(), []*providers.Source{src(t, p, "secret: imds/one")})
 		if err == nil || !strings.Contains(err.Error(), "no region") {
 			t.Errorf("no region: got %v", err)
@@ -78,7 +79,7 @@ func TestNoInstanceMetadataWithExplicitSettings(t *testing.T) {
 		env := envOf(t, map[string]string{"AWS_REGION": mototest.Region, "AWS_ENDPOINT_URL": srv.URL})
 		var stderr bytes.Buffer
 		env.Stderr = &stderr
-		p, err := newProvider("aws", opts, env, hooks{httpClient: rec.Client()})
+		p, err := newProvider("aws", opts, env, awsconf.Hooks{HTTPClient: rec.Client()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -113,7 +114,7 @@ func TestSettingsAreStrict(t *testing.T) {
 			t.Errorf("settings %q: error %v, want one mentioning %q", tc.yaml, err, tc.want)
 		}
 	}
-	p := newTest(t, "region: eu-west-1", nil, hooks{})
+	p := newTest(t, "region: eu-west-1", nil, awsconf.Hooks{})
 	_, err := config.SourceFromYAML(p, "aws", "secret: a\nversion_stag: AWSPREVIOUS")
 	if err == nil || !strings.Contains(err.Error(), "version_stag") || !strings.Contains(err.Error(), "test.yaml:") {
 		t.Errorf("unknown source key: %v", err)
@@ -127,7 +128,7 @@ func TestAssumeRole(t *testing.T) {
 	p := newTest(t, `
 assume_role_arn: arn:aws:iam::123456789012:role/reader
 external_id: ext-123
-session_name: deploy`, srv.Env(), hooks{httpClient: rec.Client()})
+session_name: deploy`, srv.Env(), awsconf.Hooks{HTTPClient: rec.Client()})
 	s := src(t, p, "secret: role/one")
 	for range 2 {
 		if got := values(t, fetch(t, p, s)[0]); got["V"] != "via-role" {
@@ -153,7 +154,7 @@ func TestWebIdentityFromEnv(t *testing.T) {
 		"AWS_WEB_IDENTITY_TOKEN_FILE": token,
 	}
 	rec := newRecorder(t, srv.URL)
-	p := newTest(t, "{}", vars, hooks{httpClient: rec.Client()})
+	p := newTest(t, "{}", vars, awsconf.Hooks{HTTPClient: rec.Client()})
 	if got := values(t, fetch(t, p, src(t, p, "secret: oidc/one"))[0]); got["V"] != "via-oidc" {
 		t.Errorf("wrong fields")
 	}
@@ -183,15 +184,15 @@ func TestProfileFromSharedConfig(t *testing.T) {
 	}
 	env := envOf(t, map[string]string{"AWS_ENDPOINT_URL": srv.URL})
 	env.HomeDir = home
-	p, err := newProvider("aws", opts, env, hooks{httpClient: rec.Client()})
+	p, err := newProvider("aws", opts, env, awsconf.Hooks{HTTPClient: rec.Client()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := values(t, fetch(t, p, src(t, p, "secret: profile/one"))[0]); got["V"] != "via-profile" {
 		t.Errorf("wrong fields")
 	}
-	if p.conn.region != mototest.Region {
-		t.Errorf("region %q, want the profile's %q", p.conn.region, mototest.Region)
+	if p.conn.Peek().loaded.Config.Region != mototest.Region {
+		t.Errorf("region %q, want the profile's %q", p.conn.Peek().loaded.Config.Region, mototest.Region)
 	}
 }
 
@@ -247,7 +248,7 @@ func TestEndpointPrecedence(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			vars := maps.Clone(keys)
 			maps.Copy(vars, tc.vars)
-			p := newTest(t, tc.settings, vars, hooks{})
+			p := newTest(t, tc.settings, vars, awsconf.Hooks{})
 			if got := values(t, fetch(t, p, src(t, p, "secret: ep/one"))[0]); got["V"] != "1" {
 				t.Errorf("wrong fields")
 			}

@@ -4,12 +4,13 @@ import (
 	"encoding/json"
 	"testing"
 
+	"github.com/secretrun/secretrun/providers/internal/awsconf"
 	"github.com/secretrun/secretrun/providers/providertest"
 )
 
 func TestConformance(t *testing.T) {
 	srv := moto.Get(t)
-	p := newTest(t, "region: "+"eu-west-1", srv.Env(), hooks{})
+	p := newTest(t, "region: "+"eu-west-1", srv.Env(), awsconf.Hooks{})
 	providertest.Run(t, providertest.Backend{
 		Provider: p,
 		Name:     "aws",

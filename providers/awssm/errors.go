@@ -9,14 +9,6 @@ import (
 	"github.com/secretrun/secretrun/providers/internal/awsconf"
 )
 
-// where names the region, and the endpoint when it is not AWS's own.
-func (c *conn) where() string {
-	if c.endpoint != "" {
-		return c.region + " at " + c.endpoint
-	}
-	return c.region
-}
-
 // smCodes maps the error codes of Secrets Manager's own; awsconf maps those
 // every AWS service shares. detail is AWS's message, which names the secret
 // or the caller but never a value.

@@ -26,7 +26,7 @@ func TestExampleConfig(t *testing.T) {
 			t.Errorf("environment %s has no sources", env)
 		}
 		for _, p := range plan.Providers {
-			if p.(*provider).conn != nil {
+			if p.(*provider).conn.Peek() != nil {
 				t.Errorf("planning made a client")
 			}
 		}

@@ -92,7 +92,7 @@ func (p *provider) Fetch(ctx context.Context, sources []*providers.Source) ([]pr
 			current = append(current, r.secret)
 		}
 	}
-	reads, err := p.readCurrent(ctx, c, unique(current))
+	reads, err := p.readCurrent(ctx, c, awsconf.Unique(current))
 	if err != nil {
 		return nil, err
 	}
@@ -188,29 +188,13 @@ func (p *provider) merge(c *conn, src *providers.Source, r *ref, l listing, read
 // call, several calls at once. Errors that concern one secret are in its
 // read; an error of the whole backend is returned.
 func (p *provider) readCurrent(ctx context.Context, c *conn, ids []string) (map[string]read, error) {
-	out := make(map[string]read, len(ids))
-	var mu sync.Mutex
-	var batches [][]string
-	for chunk := range slices.Chunk(ids, batchSize) {
-		batches = append(batches, chunk)
-	}
-	var fatal error
-	parallel(len(batches), func(i int) {
-		got, err := p.batch(ctx, c, batches[i])
-		mu.Lock()
-		defer mu.Unlock()
-		if err != nil {
-			if fatal == nil {
-				fatal = fmt.Errorf("%s: get %s (%s): %w", p, several(batches[i]), c.where(), err)
-			}
-			return
-		}
-		for id, rd := range got {
-			out[id] = rd
-		}
-	})
-	if fatal != nil {
-		return nil, fatal
+	out, err := awsconf.ReadBatches(slices.Collect(slices.Chunk(ids, batchSize)), parallelCalls,
+		func(batch []string) (map[string]read, error) { return p.batch(ctx, c, batch) },
+		func(batch []string, err error) error {
+			return fmt.Errorf("%s: get %s (%s): %w", p, awsconf.Several(batch), c.where(), err)
+		})
+	if err != nil {
+		return nil, err
 	}
 
 	// A version without the AWSCURRENT label is not what was asked for.
@@ -221,6 +205,7 @@ func (p *provider) readCurrent(ctx context.Context, c *conn, ids []string) (map[
 			recheck = append(recheck, id)
 		}
 	}
+	var mu sync.Mutex
 	parallel(len(recheck), func(i int) {
 		v, err := p.get(ctx, c, recheck[i], "", stageCurrent)
 		mu.Lock()
@@ -237,18 +222,10 @@ func (p *provider) readCurrent(ctx context.Context, c *conn, ids []string) (map[
 	return out, nil
 }
 
-// several names a batch of ids in a message: "prod/a and 19 more".
-func several(ids []string) string {
-	if len(ids) == 1 {
-		return ids[0]
-	}
-	return fmt.Sprintf("%s and %d more", ids[0], len(ids)-1)
-}
-
 // batch reads up to batchSize ids with one BatchGetSecretValue call, or
 // one by one when the caller may not use it.
 func (p *provider) batch(ctx context.Context, c *conn, ids []string) (map[string]read, error) {
-	if !c.batchAllowed() {
+	if c.noBatch.Load() {
 		return p.each(ctx, c, ids), nil
 	}
 	out := make(map[string]read, len(ids))
@@ -264,7 +241,7 @@ func (p *provider) batch(ctx context.Context, c *conn, ids []string) (map[string
 			// or one bad id spoiling the call): ask secret by secret, so
 			// that each gets its own answer.
 			if errors.Is(err, providers.ErrDenied) {
-				c.refuseBatch()
+				c.noBatch.Store(true)
 			}
 			return p.each(ctx, c, ids), nil
 		}
@@ -345,41 +322,5 @@ func matches(id, name, arn string) bool {
 	return strings.HasPrefix(id, "arn:") && len(arn) == len(id)+7 && strings.HasPrefix(arn, id+"-")
 }
 
-func (c *conn) batchAllowed() bool {
-	c.flags.Lock()
-	defer c.flags.Unlock()
-	return !c.noBatch
-}
-
-func (c *conn) refuseBatch() {
-	c.flags.Lock()
-	defer c.flags.Unlock()
-	c.noBatch = true
-}
-
-func (c *conn) listAllowed() bool {
-	c.flags.Lock()
-	defer c.flags.Unlock()
-	return !c.noList
-}
-
-func (c *conn) refuseList() {
-	c.flags.Lock()
-	defer c.flags.Unlock()
-	c.noList = true
-}
-
 // parallel runs f(0) ... f(n-1), at most parallelCalls at a time.
 func parallel(n int, f func(i int)) { awsconf.Parallel(n, parallelCalls, f) }
-
-func unique(ids []string) []string {
-	seen := make(map[string]bool, len(ids))
-	out := ids[:0:0]
-	for _, id := range ids {
-		if !seen[id] {
-			seen[id] = true
-			out = append(out, id)
-		}
-	}
-	return out
-}

@@ -17,6 +17,7 @@ import (
 	"github.com/secretrun/secretrun/config"
 	"github.com/secretrun/secretrun/providers"
 	"github.com/secretrun/secretrun/providers/awssm/mototest"
+	"github.com/secretrun/secretrun/providers/internal/awsconf"
 	"github.com/secretrun/secretrun/providers/providertest"
 )
 
@@ -394,7 +395,7 @@ func TestUnreachableEndpoint(t *testing.T) {
 	// A port that was just free: nothing listens there.
 	endpoint := "http://127.0.0.1:" + fmt.Sprint(providertest.FreePort(t))
 	vars := map[string]string{"AWS_ACCESS_KEY_ID": "AKIA0", "AWS_SECRET_ACCESS_KEY": "x", "AWS_REGION": "ap-south-1"}
-	p := newTest(t, "endpoint: "+endpoint, vars, hooks{})
+	p := newTest(t, "endpoint: "+endpoint, vars, awsconf.Hooks{})
 	_, err := p.Fetch(context.Background(), []*providers.Source{src(t, p, "secret: any/thing")})
 	wantErr(t, err, providers.ErrUnavailable, `aws-secrets-manager "aws"`, "ap-south-1", endpoint)
 	_, err = p.Versions(context.Background(), []*providers.Source{src(t, p, "secret: any/thing")})
@@ -406,17 +407,17 @@ func TestOneClientPerInstance(t *testing.T) {
 	srv.CreateString(t, "reuse/one", `{"V":"1"}`)
 	rec := newRecorder(t, srv.URL)
 	p := forMoto(t, srv, rec)
-	if rec.Count("BatchGetSecretValue") != 0 || p.conn != nil {
+	if rec.Count("BatchGetSecretValue") != 0 || p.conn.Peek() != nil {
 		t.Fatal("building the provider contacted the backend or made a client")
 	}
 	s := src(t, p, "secret: reuse/one")
 	fetch(t, p, s)
-	first := p.conn
+	first := p.conn.Peek()
 	fetch(t, p, s)
 	if _, err := p.Versions(context.Background(), []*providers.Source{s}); err != nil {
 		t.Fatal(err)
 	}
-	if p.conn != first {
+	if p.conn.Peek() != first {
 		t.Error("a second call made another client")
 	}
 }

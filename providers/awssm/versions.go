@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 
 	"github.com/secretrun/secretrun/providers"
+	"github.com/secretrun/secretrun/providers/internal/awsconf"
 )
 
 const (
@@ -50,11 +51,11 @@ func (p *provider) Versions(ctx context.Context, sources []*providers.Source) ([
 			ids = append(ids, r.secret)
 		}
 	}
-	stages, err := p.stageMaps(ctx, c, unique(ids))
+	stages, err := p.stageMaps(ctx, c, awsconf.Unique(ids))
 	if err != nil {
 		return nil, err
 	}
-	prefixed, err := p.prefixMaps(ctx, c, unique(prefixes))
+	prefixed, err := p.prefixMaps(ctx, c, awsconf.Unique(prefixes))
 	if err != nil {
 		return nil, err
 	}
@@ -105,7 +106,7 @@ func (m stageMap) label(stage string) string {
 func (p *provider) stageMaps(ctx context.Context, c *conn, ids []string) (map[string]stageMap, error) {
 	out := make(map[string]stageMap, len(ids))
 	var mu sync.Mutex
-	if c.listAllowed() && len(ids) > 0 {
+	if !c.noList.Load() && len(ids) > 0 {
 		var groups [][]string
 		for chunk := range slices.Chunk(ids, namesPerList) {
 			groups = append(groups, chunk)
@@ -123,7 +124,7 @@ func (p *provider) stageMaps(ctx context.Context, c *conn, ids []string) (map[st
 				if wholeBackend(err) && fatal == nil {
 					fatal = fmt.Errorf("%s: list secrets (%s): %w", p, c.where(), err)
 				} else if errors.Is(err, providers.ErrDenied) {
-					c.refuseList()
+					c.noList.Store(true)
 				}
 				return
 			}

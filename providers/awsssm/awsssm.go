@@ -41,13 +41,11 @@ package awsssm
 
 import (
 	"fmt"
-	"net/http"
 	"regexp"
 	"strings"
-	"sync"
+	"sync/atomic"
 
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
-	"github.com/aws/smithy-go/middleware"
 
 	"github.com/secretrun/secretrun/providers"
 	"github.com/secretrun/secretrun/providers/internal/awsconf"
@@ -59,24 +57,14 @@ const TypeName = "aws-ssm"
 // Type returns the provider type to register.
 func Type() providers.Type {
 	return providers.Type{Name: TypeName, New: func(name string, opts providers.Options, env providers.Env) (providers.Provider, error) {
-		return newProvider(name, opts, env, hooks{})
+		return newProvider(name, opts, env, awsconf.Hooks{})
 	}}
 }
 
-// hooks let tests watch and shape the client's traffic.
-type hooks struct {
-	httpClient *http.Client
-	apiOptions []func(*middleware.Stack) error
-}
-
 type provider struct {
-	name  string
-	set   awsconf.Settings
-	env   providers.Env
-	hooks hooks
-
-	mu   sync.Mutex
-	conn *conn
+	name string
+	awsconf.Instance
+	conn awsconf.Lazy[conn]
 }
 
 // conn is the SDK client, made on first use and shared by every call.
@@ -86,22 +74,15 @@ type conn struct {
 	// noBatch is set once GetParameters was refused while GetParameter
 	// was allowed for every name: a policy that grants the single read
 	// only, so batching would only cost a refused call each time.
-	noBatch bool
-	flags   sync.Mutex
+	noBatch atomic.Bool
 }
 
-func newProvider(name string, opts providers.Options, env providers.Env, h hooks) (*provider, error) {
-	var s awsconf.Settings
-	if err := opts.Decode(&s); err != nil {
+func newProvider(name string, opts providers.Options, env providers.Env, h awsconf.Hooks) (*provider, error) {
+	in, err := awsconf.NewInstance(opts, env, h)
+	if err != nil {
 		return nil, err
 	}
-	if err := s.Check(); err != nil {
-		return nil, err
-	}
-	if env.Getenv == nil {
-		env.Getenv = func(string) string { return "" }
-	}
-	return &provider{name: name, set: s, env: env, hooks: h}, nil
+	return &provider{name: name, Instance: in}, nil
 }
 
 func (p *provider) String() string { return fmt.Sprintf("%s %q", TypeName, p.name) }

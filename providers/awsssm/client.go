@@ -15,43 +15,22 @@ import (
 // client returns the instance's one SDK client, building it on first use.
 // A failed build is not remembered, so a later call can succeed.
 func (p *provider) client(ctx context.Context) (*conn, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.conn != nil {
-		return p.conn, nil
-	}
-	l, err := awsconf.Load(ctx, awsconf.Request{
-		Who:              p.String(),
-		Settings:         p.set,
-		Env:              p.env,
-		EndpointVariable: "AWS_ENDPOINT_URL_SSM",
-		Hooks:            awsconf.Hooks{HTTPClient: p.hooks.httpClient, APIOptions: p.hooks.apiOptions},
-	})
-	if err != nil {
-		return nil, err
-	}
-	client := ssm.NewFromConfig(l.Config, func(o *ssm.Options) {
-		if l.Endpoint != "" {
-			o.BaseEndpoint = aws.String(l.Endpoint)
+	return p.conn.Get(func() (*conn, error) {
+		l, err := p.Load(ctx, p.String(), "AWS_ENDPOINT_URL_SSM")
+		if err != nil {
+			return nil, err
 		}
+		client := ssm.NewFromConfig(l.Config, func(o *ssm.Options) {
+			if l.Endpoint != "" {
+				o.BaseEndpoint = aws.String(l.Endpoint)
+			}
+		})
+		return &conn{ssm: client, loaded: l}, nil
 	})
-	p.conn = &conn{ssm: client, loaded: l}
-	return p.conn, nil
 }
 
+// where names the region, and the endpoint when it is not AWS's own.
 func (c *conn) where() string { return c.loaded.Where() }
-
-func (c *conn) batchAllowed() bool {
-	c.flags.Lock()
-	defer c.flags.Unlock()
-	return !c.noBatch
-}
-
-func (c *conn) refuseBatch() {
-	c.flags.Lock()
-	defer c.flags.Unlock()
-	c.noBatch = true
-}
 
 // ssmCodes maps the error codes of Parameter Store's own; awsconf maps
 // those every AWS service shares. AWS's messages name the parameter or the

@@ -13,6 +13,7 @@ import (
 	"github.com/secretrun/secretrun/config"
 	"github.com/secretrun/secretrun/providers"
 	"github.com/secretrun/secretrun/providers/awssm/mototest"
+	"github.com/secretrun/secretrun/providers/internal/awsconf"
 )
 
 const imdsHost = "169.254.169.254"
@@ -50,7 +51,7 @@ func TestNoInstanceMetadataWithExplicitSettings(t *testing.T) {
 		env := envOf(t, map[string]string{"AWS_REGION": mototest.Region, "AWS_ENDPOINT_URL": srv.URL})
 		var stderr bytes.Buffer
 		env.Stderr = &stderr
-		p, err := newProvider("ssm", opts, env, hooks{httpClient: rec.Client()})
+		p, err := newProvider("ssm", opts, env, awsconf.Hooks{HTTPClient: rec.Client()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -103,7 +104,7 @@ func TestEndpointPrecedence(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			vars := maps.Clone(keys)
 			maps.Copy(vars, tc.vars)
-			p := newTest(t, tc.settings, vars, hooks{})
+			p := newTest(t, tc.settings, vars, awsconf.Hooks{})
 			if got := plainValue(t, fetch(t, p, src(t, p, "parameter: /ep/one\nas: ONE"))[0]); got != "1" {
 				t.Errorf("another value")
 			}
@@ -118,7 +119,7 @@ func TestAssumeRole(t *testing.T) {
 	p := newTest(t, `
 assume_role_arn: arn:aws:iam::123456789012:role/reader
 external_id: ext-123
-session_name: deploy`, srv.Env(), hooks{httpClient: rec.Client()})
+session_name: deploy`, srv.Env(), awsconf.Hooks{HTTPClient: rec.Client()})
 	s := src(t, p, "parameter: /role/one\nas: ONE")
 	for range 2 {
 		if got := plainValue(t, fetch(t, p, s)[0]); got != "via-role" {
@@ -144,7 +145,7 @@ func TestWebIdentityFromEnv(t *testing.T) {
 		"AWS_WEB_IDENTITY_TOKEN_FILE": token,
 	}
 	rec := mototest.NewRecorder(t, srv.URL)
-	p := newTest(t, "{}", vars, hooks{httpClient: rec.Client()})
+	p := newTest(t, "{}", vars, awsconf.Hooks{HTTPClient: rec.Client()})
 	if got := plainValue(t, fetch(t, p, src(t, p, "parameter: /oidc/one\nas: ONE"))[0]); got != "via-oidc" {
 		t.Errorf("another value")
 	}
@@ -162,14 +163,14 @@ func TestOneClientPerInstance(t *testing.T) {
 	rec := mototest.NewRecorder(t, srv.URL)
 	p := forMoto(t, srv, rec)
 	s := src(t, p, "parameter: /reuse/one\nas: ONE")
-	if p.conn != nil || len(rec.Hosts()) > 0 {
+	if p.conn.Peek() != nil || len(rec.Hosts()) > 0 {
 		t.Fatal("building the provider or parsing a source contacted the backend")
 	}
 	fetch(t, p, s)
-	first := p.conn
+	first := p.conn.Peek()
 	fetch(t, p, s)
 	versionsOf(t, p, s)
-	if p.conn != first {
+	if p.conn.Peek() != first {
 		t.Error("a second call made another client")
 	}
 }

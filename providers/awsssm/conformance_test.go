@@ -7,6 +7,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
+	"github.com/secretrun/secretrun/providers/internal/awsconf"
 	"github.com/secretrun/secretrun/providers/providertest"
 )
 
@@ -14,7 +15,7 @@ import (
 // a hierarchy with one SecureString per field.
 func TestConformance(t *testing.T) {
 	srv := moto.Get(t)
-	p := newTest(t, "region: eu-west-1", srv.Env(), hooks{})
+	p := newTest(t, "region: eu-west-1", srv.Env(), awsconf.Hooks{})
 	providertest.Run(t, providertest.Backend{
 		Provider: p,
 		Name:     "ssm",

@@ -9,6 +9,7 @@ import (
 
 	"github.com/secretrun/secretrun/providers"
 	"github.com/secretrun/secretrun/providers/awssm/mototest"
+	"github.com/secretrun/secretrun/providers/internal/awsconf"
 	"github.com/secretrun/secretrun/providers/providertest/faultproxy"
 )
 
@@ -146,7 +147,7 @@ func TestFaults(t *testing.T) {
 	proxy := faultproxy.Start(t, strings.TrimPrefix(srv.URL, "http://"))
 	vars := srv.Env()
 	vars["AWS_ENDPOINT_URL"] = proxy.URL()
-	p := newTest(t, "{}", vars, hooks{})
+	p := newTest(t, "{}", vars, awsconf.Hooks{})
 	param := src(t, p, "parameter: /fault/a\nas: A")
 	path := src(t, p, "path: /fault")
 

@@ -34,7 +34,7 @@ func TestExampleConfig(t *testing.T) {
 		}
 	}
 	for _, p := range plan.Providers {
-		if p.(*provider).conn != nil {
+		if p.(*provider).conn.Peek() != nil {
 			t.Errorf("planning made a client")
 		}
 	}

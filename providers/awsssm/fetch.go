@@ -72,29 +72,10 @@ func refsOf(p *provider, sources []*providers.Source) ([]*ref, error) {
 // is listed, and every parameter source is read in batches of ten names,
 // all at once.
 func (p *provider) Fetch(ctx context.Context, sources []*providers.Source) ([]providers.Result, error) {
-	c, err := p.client(ctx)
+	c, refs, listed, reads, err := p.readSources(ctx, sources, true)
 	if err != nil {
 		return nil, err
 	}
-	refs, err := refsOf(p, sources)
-	if err != nil {
-		return nil, err
-	}
-	listed, err := p.listAll(ctx, c, refs, true)
-	if err != nil {
-		return nil, err
-	}
-	var ids []string
-	for _, r := range refs {
-		if r.path == "" {
-			ids = append(ids, r.id())
-		}
-	}
-	reads, err := p.readAll(ctx, c, unique(ids), true)
-	if err != nil {
-		return nil, err
-	}
-
 	results := make([]providers.Result, len(sources))
 	for i, r := range refs {
 		if r.path != "" {
@@ -112,6 +93,35 @@ func (p *provider) Fetch(ctx context.Context, sources []*providers.Source) ([]pr
 		}
 	}
 	return results, nil
+}
+
+// readSources makes the calls Fetch and Versions share: each distinct path
+// is listed, and every parameter source is read in batches; decrypt says
+// whether SecureString values are wanted, and KMS asked.
+func (p *provider) readSources(ctx context.Context, sources []*providers.Source, decrypt bool) (*conn, []*ref, map[pathKey]listing, map[string]read, error) {
+	c, err := p.client(ctx)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	refs, err := refsOf(p, sources)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	listed, err := p.listAll(ctx, c, refs, decrypt)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	var ids []string
+	for _, r := range refs {
+		if r.path == "" {
+			ids = append(ids, r.id())
+		}
+	}
+	reads, err := p.readAll(ctx, c, awsconf.Unique(ids), decrypt)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	return c, refs, listed, reads, nil
 }
 
 func (p *provider) errorf(c *conn, r *ref, err error) error {
@@ -197,26 +207,13 @@ func (p *provider) list(ctx context.Context, c *conn, k pathKey, decrypt bool) (
 // GetParameters, ten a call, several calls at once. Errors that concern one
 // parameter are in its read; an outage is returned.
 func (p *provider) readAll(ctx context.Context, c *conn, ids []string, decrypt bool) (map[string]read, error) {
-	out := make(map[string]read, len(ids))
-	var mu sync.Mutex
-	groups := batches(ids)
-	var fatal error
-	parallel(len(groups), func(i int) {
-		got, err := p.batch(ctx, c, groups[i], decrypt)
-		mu.Lock()
-		defer mu.Unlock()
-		if err != nil {
-			if fatal == nil {
-				fatal = fmt.Errorf("%s: get parameters %s (%s): %w", p, several(groups[i]), c.where(), err)
-			}
-			return
-		}
-		for id, rd := range got {
-			out[id] = rd
-		}
-	})
-	if fatal != nil {
-		return nil, fatal
+	out, err := awsconf.ReadBatches(batches(ids), parallelCalls,
+		func(batch []string) (map[string]read, error) { return p.batch(ctx, c, batch, decrypt) },
+		func(batch []string, err error) error {
+			return fmt.Errorf("%s: get parameters %s (%s): %w", p, awsconf.Several(batch), c.where(), err)
+		})
+	if err != nil {
+		return nil, err
 	}
 	// Reads one by one, after a refused batch, can meet an outage too; it
 	// concerns every source, whichever read met it.
@@ -273,7 +270,7 @@ func baseName(id string) string {
 // batch reads up to batchSize ids with one GetParameters call, or one by
 // one when the call is refused.
 func (p *provider) batch(ctx context.Context, c *conn, ids []string, decrypt bool) (map[string]read, error) {
-	if !c.batchAllowed() {
+	if c.noBatch.Load() {
 		return p.each(ctx, c, ids, decrypt), nil
 	}
 	resp, err := c.ssm.GetParameters(ctx, &ssm.GetParametersInput{Names: ids, WithDecryption: aws.Bool(decrypt)})
@@ -287,7 +284,7 @@ func (p *provider) batch(ctx context.Context, c *conn, ids []string, decrypt boo
 		// the call): ask name by name, so that each gets its own answer.
 		each := p.each(ctx, c, ids, decrypt)
 		if errors.Is(err, providers.ErrDenied) && !anyDenied(each) {
-			c.refuseBatch()
+			c.noBatch.Store(true)
 		}
 		return each, nil
 	}
@@ -352,25 +349,5 @@ func (p *provider) each(ctx context.Context, c *conn, ids []string, decrypt bool
 	return out
 }
 
-// several names a batch of ids in a message: "/app/a and 9 more".
-func several(ids []string) string {
-	if len(ids) == 1 {
-		return ids[0]
-	}
-	return fmt.Sprintf("%s and %d more", ids[0], len(ids)-1)
-}
-
 // parallel runs f(0) ... f(n-1), at most parallelCalls at a time.
 func parallel(n int, f func(i int)) { awsconf.Parallel(n, parallelCalls, f) }
-
-func unique(ids []string) []string {
-	seen := make(map[string]bool, len(ids))
-	out := ids[:0:0]
-	for _, id := range ids {
-		if !seen[id] {
-			seen[id] = true
-			out = append(out, id)
-		}
-	}
-	return out
-}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/secretrun/secretrun/providers"
 	"github.com/secretrun/secretrun/providers/awssm/mototest"
+	"github.com/secretrun/secretrun/providers/internal/awsconf"
 )
 
 func TestParameterTypes(t *testing.T) {
@@ -238,7 +239,7 @@ func TestMissingAndOptional(t *testing.T) {
 }
 
 func TestSourceKeysAreChecked(t *testing.T) {
-	p := newTest(t, "region: eu-west-1", nil, hooks{})
+	p := newTest(t, "region: eu-west-1", nil, awsconf.Hooks{})
 	for _, tc := range []struct{ yaml, want string }{
 		{"as: X", "missing `parameter:`"},
 		{"parameter: /a\npath: /b", "exclude"},

@@ -17,6 +17,7 @@ import (
 	"github.com/secretrun/secretrun/config"
 	"github.com/secretrun/secretrun/providers"
 	"github.com/secretrun/secretrun/providers/awssm/mototest"
+	"github.com/secretrun/secretrun/providers/internal/awsconf"
 	"github.com/secretrun/secretrun/providers/providertest"
 )
 
@@ -48,7 +49,7 @@ func envOf(t *testing.T, vars map[string]string) providers.Env {
 }
 
 // newTest builds a provider instance named "ssm" from settings YAML.
-func newTest(t *testing.T, settings string, vars map[string]string, h hooks) *provider {
+func newTest(t *testing.T, settings string, vars map[string]string, h awsconf.Hooks) *provider {
 	t.Helper()
 	opts, err := config.OptionsFromYAML(settings)
 	if err != nil {
@@ -65,7 +66,7 @@ func newTest(t *testing.T, settings string, vars map[string]string, h hooks) *pr
 // traffic going through rec.
 func forMoto(t *testing.T, srv *mototest.Server, rec *mototest.Recorder) *provider {
 	t.Helper()
-	return newTest(t, "{}", srv.Env(), hooks{httpClient: rec.Client()})
+	return newTest(t, "{}", srv.Env(), awsconf.Hooks{HTTPClient: rec.Client()})
 }
 
 func src(t *testing.T, p providers.Provider, yaml string) *providers.Source {

@@ -20,25 +20,7 @@ const absent = "absent"
 // and version numbers below it. It makes the calls Fetch makes, without
 // decryption: no KMS request, and no SecureString value in the answers.
 func (p *provider) Versions(ctx context.Context, sources []*providers.Source) ([]string, error) {
-	c, err := p.client(ctx)
-	if err != nil {
-		return nil, err
-	}
-	refs, err := refsOf(p, sources)
-	if err != nil {
-		return nil, err
-	}
-	listed, err := p.listAll(ctx, c, refs, false)
-	if err != nil {
-		return nil, err
-	}
-	var ids []string
-	for _, r := range refs {
-		if r.path == "" {
-			ids = append(ids, r.id())
-		}
-	}
-	reads, err := p.readAll(ctx, c, unique(ids), false)
+	_, refs, listed, reads, err := p.readSources(ctx, sources, false)
 	if err != nil {
 		return nil, err
 	}
