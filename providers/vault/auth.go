@@ -146,33 +146,136 @@ type tokenState struct {
 	warned bool
 }
 
-// ready returns the client with a token, logging in first if needed. It
-// renews nothing, which is Renew's job, but a token of ours that has run
-// out (Renew was not called in time) is replaced by a new login: without
-// one no request can succeed.
+// loginFlight is one login under way. Whoever needs its token waits for it
+// rather than logging in too, each for no longer than its own context
+// allows.
+type loginFlight struct {
+	done chan struct{}
+	// err is the outcome, set before done is closed.
+	err error
+	// abandoned marks a login that failed because the context of the
+	// caller running it ended: that says nothing about whether a login
+	// would succeed now, so a waiter with time left tries again.
+	abandoned bool
+}
+
+// Token locking
+//
+// authMu guards the token state and is never held while a request is in
+// flight: against a black-holed Vault a request can take a renewal's whole
+// timeout, and every Fetch and Versions needs the lock to find its token.
+// Renewal and lookup copy what they need under the lock, ask Vault without
+// it, and apply the answer only if the token is still of the generation
+// they asked about. A login runs as a loginFlight, one at a time; readers
+// wait for it only when they have no usable token at all.
+
+// ready returns the client with a usable token. It renews nothing, which
+// is Renew's job, but it obtains the first token, and replaces a token of
+// ours that has run out (Renew was not called in time, or Vault rejected
+// it): without one no request can succeed. A token that is still good is
+// used as it is, even while a renewal or a new login is under way.
 func (p *provider) ready(ctx context.Context) (*api.Client, error) {
 	c, err := p.apiClient()
 	if err != nil {
 		return nil, err
 	}
 	p.authMu.Lock()
-	defer p.authMu.Unlock()
-	if p.tok == nil {
-		tok, err := p.obtainToken(ctx)
-		if err != nil {
-			return nil, err
-		}
-		tok.gen = 1
-		p.tok = tok
-		c.SetToken(tok.token)
+	t := p.tok
+	usable := t != nil && !(t.ours && !t.expires.IsZero() && !p.now().Before(t.expires))
+	p.authMu.Unlock()
+	if usable {
 		return c, nil
 	}
-	if t := p.tok; t.ours && !t.expires.IsZero() && !p.now().Before(t.expires) {
-		if err := p.reloginLocked(ctx, c); err != nil {
-			return nil, err
-		}
+	if err := p.replaceToken(ctx, genOf(t)); err != nil {
+		return nil, err
 	}
 	return c, nil
+}
+
+// genOf is the generation of t; 0 for no token.
+func genOf(t *tokenState) int {
+	if t == nil {
+		return 0
+	}
+	return t.gen
+}
+
+// replaceToken obtains a token in place of the one of generation gen (0:
+// there is none), or waits for the login already under way. It returns at
+// once when that token has been replaced meanwhile.
+func (p *provider) replaceToken(ctx context.Context, gen int) error {
+	for {
+		p.authMu.Lock()
+		if t := p.tok; t != nil && t.gen != gen {
+			p.authMu.Unlock()
+			return nil
+		}
+		f := p.login
+		if f == nil {
+			f = &loginFlight{done: make(chan struct{})}
+			p.login = f
+			p.authMu.Unlock()
+			p.runLogin(ctx, f)
+		} else {
+			p.authMu.Unlock()
+		}
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return p.describe(ctx, p.loginOp(), ctx.Err())
+		}
+		if f.abandoned && ctx.Err() == nil {
+			continue
+		}
+		return f.err
+	}
+}
+
+// runLogin obtains a token without holding authMu and puts it in place.
+func (p *provider) runLogin(ctx context.Context, f *loginFlight) {
+	tok, err := p.obtainToken(ctx)
+	p.authMu.Lock()
+	defer p.authMu.Unlock()
+	p.login = nil
+	f.err = err
+	f.abandoned = err != nil && ctx.Err() != nil
+	if err == nil {
+		p.installTokenLocked(tok)
+	}
+	// Only now: a waiter goes on to use the client's token.
+	close(f.done)
+}
+
+// installTokenLocked makes tok the token in use. A replaced token of ours
+// is not revoked now: the leases read with it, which a running child may be
+// using, die with it. They are marked stale instead, so Renew reports them
+// as expiring and the next Fetch reads fresh ones, and the old token is
+// revoked on Close. Called with authMu held.
+func (p *provider) installTokenLocked(tok *tokenState) {
+	p.lastGen++
+	tok.gen = p.lastGen
+	if old := p.tok; old != nil && old.ours {
+		p.oldTokens = append(p.oldTokens, old.token)
+	}
+	p.tok = tok
+	// ready built the client before any token was wanted.
+	c, _ := p.apiClient()
+	c.SetToken(tok.token)
+	p.leaseMu.Lock()
+	for _, l := range p.leases {
+		if l.tokenGen < tok.gen {
+			l.stale = true
+		}
+	}
+	p.leaseMu.Unlock()
+}
+
+// loginOp names what obtaining a token does, for messages.
+func (p *provider) loginOp() string {
+	if p.auth.selfLogin() {
+		return "login with " + p.auth.method() + " at auth/" + p.auth.mount()
+	}
+	return "find a token"
 }
 
 // obtainToken finds or obtains a token according to the auth method.
@@ -382,26 +485,37 @@ func renewPoint(ttl time.Duration) time.Duration {
 	return time.Duration(float64(ttl) * (0.6 + 0.13*rand.Float64()))
 }
 
-// learnTokenLocked looks the token up once, for its TTL (to renew it in
-// long runs) and its policies (for messages). Called with authMu held.
-func (p *provider) learnTokenLocked(ctx context.Context, c *api.Client) error {
-	if p.tok.known {
-		return nil
+// learnToken looks the token up once, for its TTL (to renew it in long
+// runs) and its policies (for messages), and returns the generation it
+// asked about. What it learns is dropped if the token was replaced while
+// Vault answered.
+func (p *provider) learnToken(ctx context.Context) (int, error) {
+	p.authMu.Lock()
+	t := p.tok
+	if t == nil || t.known {
+		p.authMu.Unlock()
+		return genOf(t), nil
+	}
+	token, gen := t.token, t.gen
+	p.authMu.Unlock()
+
+	c, err := p.newClient(token)
+	if err != nil {
+		return gen, err
 	}
 	if err := p.acquire(ctx); err != nil {
-		return err
+		return gen, err
 	}
 	s, err := c.Auth().Token().LookupSelfWithContext(ctx)
 	p.release()
 	if err != nil {
-		return err
+		return gen, err
 	}
 	if s == nil {
-		return errors.New("empty answer to token lookup")
+		return gen, errors.New("empty answer to token lookup")
 	}
-	p.tok.known = true
-	p.tok.policies, _ = s.TokenPolicies()
-	p.tok.renewable, _ = s.TokenIsRenewable()
+	policies, _ := s.TokenPolicies()
+	renewable, _ := s.TokenIsRenewable()
 	ttl, _ := s.TokenTTL()
 	inc := ttl
 	if n, ok := s.Data["creation_ttl"].(json.Number); ok {
@@ -409,24 +523,34 @@ func (p *provider) learnTokenLocked(ctx context.Context, c *api.Client) error {
 			inc = time.Duration(v) * time.Second
 		}
 	}
-	p.tok.increment = inc
+
+	p.authMu.Lock()
+	defer p.authMu.Unlock()
+	t = p.tok
+	if t == nil || t.gen != gen || t.known {
+		return gen, nil
+	}
+	now := p.now()
+	t.known = true
+	t.policies = policies
+	t.renewable = renewable
+	t.increment = inc
 	if ttl > 0 {
-		p.tok.expires = p.now().Add(ttl)
+		t.expires = now.Add(ttl)
 	}
 	if ttl > 0 && inc > 0 {
 		// Renew when about two thirds of the token's life has gone; for
 		// a token that is already old, that may be right away.
 		elapsed := inc - ttl
-		p.tok.renewAt = p.now().Add(renewPoint(inc) - elapsed)
+		t.renewAt = now.Add(renewPoint(inc) - elapsed)
 	}
-	return nil
+	return gen, nil
 }
 
 // tokenPolicies returns the token's policies, for a permission-denied
 // message.
 func (p *provider) tokenPolicies(ctx context.Context) ([]string, error) {
-	c, err := p.apiClient()
-	if err != nil {
+	if _, err := p.learnToken(ctx); err != nil {
 		return nil, err
 	}
 	p.authMu.Lock()
@@ -434,10 +558,7 @@ func (p *provider) tokenPolicies(ctx context.Context) ([]string, error) {
 	if p.tok == nil {
 		return nil, errors.New("no token")
 	}
-	if err := p.learnTokenLocked(ctx, c); err != nil {
-		return nil, err
-	}
-	return p.tok.policies, nil
+	return slices.Clone(p.tok.policies), nil
 }
 
 func (p *provider) tokenOrigin() string {
@@ -449,22 +570,31 @@ func (p *provider) tokenOrigin() string {
 	return "token from " + p.tok.origin
 }
 
-// refreshTokenLocked renews the token once it is past its renewal point.
-// A token this provider logged in for is replaced by a new login when it
-// cannot be renewed far enough; a token the user gave is renewed while it
-// can be, with one warning when it cannot. Called with authMu held.
-func (p *provider) refreshTokenLocked(ctx context.Context, c *api.Client) error {
+// refreshToken renews the token once it is past its renewal point. A token
+// this provider logged in for is replaced by a new login when it cannot be
+// renewed far enough; a token the user gave is renewed while it can be,
+// with one warning when it cannot.
+func (p *provider) refreshToken(ctx context.Context) error {
+	p.authMu.Lock()
 	t := p.tok
-	if t.renewAt.IsZero() || p.now().Before(t.renewAt) {
+	if t == nil || t.renewAt.IsZero() || p.now().Before(t.renewAt) {
+		p.authMu.Unlock()
 		return nil
 	}
+	token, gen, renewable, increment := t.token, t.gen, t.renewable, t.increment
+	p.authMu.Unlock()
+
 	granted := time.Duration(0)
 	var renewErr error
-	if t.renewable {
+	if renewable {
+		c, err := p.newClient(token)
+		if err != nil {
+			return err
+		}
 		if err := p.acquire(ctx); err != nil {
 			return err
 		}
-		s, err := c.Auth().Token().RenewSelfWithContext(ctx, int(t.increment/time.Second))
+		s, err := c.Auth().Token().RenewSelfWithContext(ctx, int(increment/time.Second))
 		p.release()
 		switch {
 		case err != nil && (isUnavailable(err) || ctx.Err() != nil):
@@ -475,52 +605,42 @@ func (p *provider) refreshTokenLocked(ctx context.Context, c *api.Client) error 
 			granted = time.Duration(s.Auth.LeaseDuration) * time.Second
 		}
 	}
+
+	p.authMu.Lock()
+	t = p.tok
+	if t == nil || t.gen != gen {
+		// Replaced while Vault answered: the new token keeps its own
+		// schedule.
+		p.authMu.Unlock()
+		return nil
+	}
+	now := p.now()
 	if granted > 0 {
-		t.expires = p.now().Add(granted)
+		t.expires = now.Add(granted)
 	}
 	if renewErr == nil && granted > 0 && granted*3 >= t.increment*2 {
-		t.renewAt = p.now().Add(renewPoint(granted))
+		t.renewAt = now.Add(renewPoint(granted))
+		p.authMu.Unlock()
 		return nil
 	}
 	if t.ours {
-		return p.reloginLocked(ctx, c)
+		p.authMu.Unlock()
+		return p.replaceToken(ctx, gen)
 	}
-	if !t.warned {
-		t.warned = true
+	t.renewAt = time.Time{}
+	warn := !t.warned
+	t.warned = true
+	origin := t.origin
+	p.authMu.Unlock()
+	if warn {
 		why := "it is not renewable"
 		if renewErr != nil {
 			why = "renewal failed: " + renewErr.Error()
 		} else if granted > 0 {
 			why = "it reached its maximum TTL"
 		}
-		p.env.Warn("vault %q: the %s cannot be renewed (%s); it will expire and reads will then fail", p.name, "token from "+t.origin, why)
+		p.env.Warn("vault %q: the %s cannot be renewed (%s); it will expire and reads will then fail", p.name, "token from "+origin, why)
 	}
-	t.renewAt = time.Time{}
-	return nil
-}
-
-// reloginLocked replaces a token obtained by logging in. The old token is
-// not revoked now: the leases read with it, which a running child may be
-// using, die with it. They are marked stale instead, so Renew reports them
-// as expiring and the next Fetch reads fresh ones, and the old token is
-// revoked on Close.
-func (p *provider) reloginLocked(ctx context.Context, c *api.Client) error {
-	tok, err := p.machineLogin(ctx)
-	if err != nil {
-		return err
-	}
-	old := p.tok
-	tok.gen = old.gen + 1
-	p.oldTokens = append(p.oldTokens, old.token)
-	p.tok = tok
-	c.SetToken(tok.token)
-	p.leaseMu.Lock()
-	for _, l := range p.leases {
-		if l.tokenGen < tok.gen {
-			l.stale = true
-		}
-	}
-	p.leaseMu.Unlock()
 	return nil
 }
 
@@ -528,8 +648,5 @@ func (p *provider) reloginLocked(ctx context.Context, c *api.Client) error {
 func (p *provider) currentTokenGen() int {
 	p.authMu.Lock()
 	defer p.authMu.Unlock()
-	if p.tok == nil {
-		return 0
-	}
-	return p.tok.gen
+	return genOf(p.tok)
 }

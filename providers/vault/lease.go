@@ -175,29 +175,32 @@ func (p *provider) Renew(ctx context.Context) (providers.Renewal, error) {
 }
 
 // renewToken learns the token's TTL once and renews or replaces the token
-// when it is due.
+// when it is due, never holding authMu while Vault answers.
 func (p *provider) renewToken(ctx context.Context) error {
 	p.authMu.Lock()
-	defer p.authMu.Unlock()
-	if p.tok == nil {
+	t := p.tok
+	lookup := t != nil && !t.known && !t.noLookup
+	p.authMu.Unlock()
+	if t == nil {
 		// Nothing fetched yet, or closed.
 		return nil
 	}
-	c, err := p.apiClient()
-	if err != nil {
-		return err
-	}
-	if !p.tok.known && !p.tok.noLookup {
-		if err := p.learnTokenLocked(ctx, c); err != nil {
+	if lookup {
+		gen, err := p.learnToken(ctx)
+		if err != nil {
 			if ctx.Err() != nil || isUnavailable(err) {
 				return p.describe(ctx, "look up the token", err)
 			}
 			// A token that may not look itself up (rare) is simply not
 			// renewed.
-			p.tok.noLookup = true
+			p.authMu.Lock()
+			if p.tok != nil && p.tok.gen == gen {
+				p.tok.noLookup = true
+			}
+			p.authMu.Unlock()
 		}
 	}
-	return p.refreshTokenLocked(ctx, c)
+	return p.refreshToken(ctx)
 }
 
 // renewLeases renews every current lease past its renewal point, at most

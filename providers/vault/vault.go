@@ -113,8 +113,15 @@ type provider struct {
 
 	mounts mountCache
 
+	// authMu guards the token fields below; see "Token locking" in
+	// auth.go.
 	authMu sync.Mutex
 	tok    *tokenState
+	// login is the login under way, if any.
+	login *loginFlight
+	// lastGen is the generation of the latest token; a token obtained
+	// after Close still gets a new one, so leases never confuse two.
+	lastGen int
 	// oldTokens are tokens this provider obtained by logging in and then
 	// replaced; they are revoked on Close with everything they created.
 	oldTokens []string
