@@ -12,18 +12,6 @@ import (
 	"github.com/secretrun/secretrun/providers"
 )
 
-func versionsOf(t *testing.T, p *provider, srcs ...*providers.Source) []string {
-	t.Helper()
-	out, err := p.Versions(context.Background(), srcs)
-	if err != nil {
-		t.Fatalf("Versions: %v", err)
-	}
-	if len(out) != len(srcs) {
-		t.Fatalf("%d labels for %d sources", len(out), len(srcs))
-	}
-	return out
-}
-
 // TestRotation walks through a rotation as Secrets Manager performs it: the
 // new value is staged AWSPENDING, then promoted to AWSCURRENT.
 func TestRotation(t *testing.T) {

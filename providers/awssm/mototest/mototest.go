@@ -1,7 +1,8 @@
 // Package mototest runs moto, an AWS emulator, for tests of the AWS
 // providers (Secrets Manager and SSM Parameter Store): one moto_server per
 // test package, started on first use on a free loopback port and reset
-// between tests, and a recording HTTP transport to count and shape calls.
+// between tests, a recording HTTP transport to count and shape calls, and
+// the checks the tests of both providers make on a provider instance.
 package mototest
 
 import (
