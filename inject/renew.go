@@ -19,7 +19,8 @@ import (
 //     again whenever the provider's sources were re-read, since that may
 //     have brought new leases.
 //   - A failed renewal is an outage: logged once, retried after 1s, 2s, 4s
-//     and so on up to 30s, and never a reason to touch the child.
+//     and so on up to 30s, and never a reason to touch the child. A renewal
+//     that gets no answer fails after renewTimeout.
 //   - A credential that cannot be renewed far enough (a max TTL) is
 //     replaced: with watch on, the provider's poller re-reads at once,
 //     which is a rotation; with watch off, the child cannot be given new
@@ -28,7 +29,18 @@ import (
 //   - On exit the engine calls Close, which gives everything back.
 
 const (
-	renewTimeout    = 30 * time.Second
+	// renewTimeout bounds one Renew call. A renewal is a few small requests
+	// (the token, the due leases a few at a time, now and then a login)
+	// that a healthy backend answers in milliseconds, with room left for
+	// the clients' own retries; and what was renewed before the timeout
+	// stays renewed (Vault applies each lease's renewal as it comes), so
+	// the next try has less to do. Against a black-holed backend a longer
+	// bound only delays the retry on a fresh connection after the backend
+	// answers again: by 30s, a short-lived token or lease may have run out
+	// meanwhile. The watch's poll timeout (max(interval, 5s), at most 30s)
+	// cannot serve: renewal runs without watch too, and the interval says
+	// nothing about a lease's TTL.
+	renewTimeout    = 10 * time.Second
 	maxRenewBackoff = 30 * time.Second
 )
 
