@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,7 +32,7 @@ const (
 
 // maskedTerminalDir stores the secrets in the real OS keyring and returns
 // a directory whose secretrun.yaml reads them, with any config lines added.
-func maskedTerminalDir(t *testing.T, extra string) string {
+func maskedTerminalDir(t testing.TB, extra string) string {
 	t.Helper()
 	if err := probeKeyring(); err != nil {
 		if os.Getenv("CI") == "true" {
@@ -49,7 +50,7 @@ func maskedTerminalDir(t *testing.T, extra string) string {
 	return dir
 }
 
-func setTerminalSecret(t *testing.T, key, value string) {
+func setTerminalSecret(t testing.TB, key, value string) {
 	t.Helper()
 	if err := (keyring.OS{}).Set(terminalService, key, providers.NewSecret(value)); err != nil {
 		t.Fatal(err)
@@ -418,4 +419,145 @@ func childPID(t *testing.T, out string) int {
 		t.Fatal(err)
 	}
 	return pid
+}
+
+// BenchmarkMaskedOutput compares `secretrun --mask -- cat FILE` on a
+// terminal, where the output crosses a pseudo-terminal, with the same into a
+// pipe, and both with cat alone: MB/s of a log that holds the token once
+// every 64 KiB.
+func BenchmarkMaskedOutput(b *testing.B) {
+	dir := maskedTerminalDir(b, "")
+	const size = 64 << 20
+	file := filepath.Join(b.TempDir(), "app.log")
+	line := []byte("2025-01-01T00:00:00Z INFO request served in 12ms status=200 path=/api/v1/items\n")
+	var log bytes.Buffer
+	for log.Len() < size {
+		if log.Len()%(64<<10) < len(line) {
+			log.WriteString("token=" + terminalToken + "\n")
+		}
+		log.Write(line)
+	}
+	if err := os.WriteFile(file, log.Bytes(), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	for _, bb := range []struct {
+		name     string
+		terminal bool
+		args     []string
+	}{
+		{"cat/pipe", false, []string{"cat", file}},
+		{"cat/terminal", true, []string{"cat", file}},
+		{"secretrun/pipe", false, []string{"secretrun", "--mask", "--", "cat", file}},
+		{"secretrun/terminal", true, []string{"secretrun", "--mask", "--", "cat", file}},
+	} {
+		b.Run(bb.name, func(b *testing.B) {
+			b.SetBytes(int64(log.Len()))
+			for b.Loop() {
+				runDrained(b, dir, bb.terminal, bb.args)
+			}
+		})
+	}
+}
+
+// runDrained runs a command with its output on a new terminal or a pipe,
+// read as fast as it comes.
+func runDrained(b *testing.B, dir string, terminal bool, args []string) {
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CI=", "GITHUB_ACTIONS=")
+	var out *os.File
+	if terminal {
+		ptmx, pts, err := pty.Open()
+		if err != nil {
+			b.Skipf("no pseudo-terminals here: %v", err)
+		}
+		defer ptmx.Close()
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = pts, pts, pts
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		pts.Close()
+		out = ptmx
+	} else {
+		r, err := cmd.StdoutPipe()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		out = r.(*os.File)
+	}
+	n, _ := io.Copy(io.Discard, out)
+	if err := cmd.Wait(); err != nil {
+		b.Fatalf("%s: %v", args[0], err)
+	}
+	if n < 1<<20 {
+		b.Fatalf("%s wrote only %d bytes", args[0], n)
+	}
+}
+
+// BenchmarkKeystrokeEcho measures the time from a key typed on a terminal
+// to its echo by a program that reads its terminal in raw mode, as an
+// editor or a REPL does: alone, and under secretrun --mask, where the key
+// crosses the relay and the echo the masker. A key that could begin a
+// secret value waits for the masker's idle flush.
+func BenchmarkKeystrokeEcho(b *testing.B) {
+	const rawEcho = "stty raw -echo; exec cat"
+	dir := maskedTerminalDir(b, "")
+	for _, bb := range []struct {
+		name string
+		key  byte
+		args []string
+	}{
+		{"alone", 'x', []string{"sh", "-c", rawEcho}},
+		{"secretrun", 'x', []string{"secretrun", "--mask", "--", "sh", "-c", rawEcho}},
+		{"secretrun/secret-prefix", terminalToken[0], []string{"secretrun", "--mask", "--", "sh", "-c", rawEcho}},
+	} {
+		b.Run(bb.name, func(b *testing.B) {
+			ptmx, pts, err := pty.Open()
+			if err != nil {
+				b.Skipf("no pseudo-terminals here: %v", err)
+			}
+			defer ptmx.Close()
+			cmd := exec.Command(bb.args[0], bb.args[1:]...)
+			cmd.Dir = dir
+			cmd.Env = append(os.Environ(), "CI=", "GITHUB_ACTIONS=")
+			cmd.Stdin, cmd.Stdout, cmd.Stderr = pts, pts, pts
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+			if err := cmd.Start(); err != nil {
+				b.Fatal(err)
+			}
+			pts.Close()
+			defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+			echo := func(key byte) {
+				if _, err := ptmx.Write([]byte{key}); err != nil {
+					b.Fatal(err)
+				}
+				buf := make([]byte, 64)
+				for {
+					n, err := ptmx.Read(buf)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if bytes.IndexByte(buf[:n], key) >= 0 {
+						return
+					}
+				}
+			}
+			// Once the program reads, the first key comes back.
+			echo('x')
+			for b.Loop() {
+				if bb.key != 'x' {
+					// Another key first, so that this one is not let
+					// through by the next but waits on its own.
+					b.StopTimer()
+					echo('x')
+					b.StartTimer()
+				}
+				echo(bb.key)
+			}
+		})
+	}
 }
