@@ -22,27 +22,6 @@ type ListenSpec struct {
 	Name string
 }
 
-// defaultName is the LISTEN_FDNAMES name of a socket the config gives no
-// name: the address it is bound to, with each ':' made '-' and anything
-// else a name cannot hold made '_' ("127.0.0.1-8080"). systemd's own
-// default is the socket unit's name, which has no equivalent here; a name
-// from the address at least tells two sockets apart.
-func defaultName(address string) string {
-	b := []byte(address)
-	for i, c := range b {
-		switch {
-		case c == ':':
-			b[i] = '-'
-		case c < ' ' || c > '~':
-			b[i] = '_'
-		}
-	}
-	if len(b) > 255 {
-		b = b[len(b)-255:]
-	}
-	return string(b)
-}
-
 // Validate reports a spec that Listen would refuse before trying it: an
 // unknown network, a malformed address, or a name systemd's rules reject
 // (printable ASCII without ':', at most 255 characters).

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/secretrun/secretrun/providers/providertest"
 )
 
 func listenT(t *testing.T, specs ...ListenSpec) []Listener {
@@ -243,4 +245,15 @@ func TestShimExitStatuses(t *testing.T) {
 	if status := RunShim([]string{"sh"}, &stderr); status != 126 || !strings.Contains(stderr.String(), ShimArg+" -- COMMAND") {
 		t.Fatalf("without --: status %d, %q", status, stderr.String())
 	}
+}
+
+// needCommand returns the path of a program the test needs: a skip on a
+// developer's machine without it, a failure under CI.
+func needCommand(t *testing.T, name string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		providertest.Need(t, name, err)
+	}
+	return path
 }

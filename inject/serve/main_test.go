@@ -4,13 +4,10 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/secretrun/secretrun/providers/providertest"
 )
 
 // childEnv, set in a test binary's environment, makes it a test child
@@ -53,17 +50,6 @@ func testChild(mode string) int {
 	}
 	fmt.Fprintln(os.Stderr, "child: unknown mode", mode)
 	return 2
-}
-
-// needCommand returns the path of a program the test needs: a skip on a
-// developer's machine without it, a failure under CI.
-func needCommand(t *testing.T, name string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err != nil {
-		providertest.Need(t, name, err)
-	}
-	return path
 }
 
 // waitGoroutines fails the test unless the number of goroutines comes back

@@ -344,7 +344,7 @@ func (p *Proxy) connect() (addr string, c net.Conn, err error) {
 		p.acquire(addr)
 		ctx, cancel := context.WithDeadline(p.ctx, deadline)
 		c, err := dialer.DialContext(ctx, "tcp", addr)
-		expired := ctx.Err() != nil
+		expired := over(ctx)
 		cancel()
 		if err == nil {
 			return addr, c, nil

@@ -277,8 +277,8 @@ func TestProxyClosesAConnectionThatWaitedTooLong(t *testing.T) {
 	p.HoldTimeout = 200 * time.Millisecond
 	go p.Serve()
 	defer p.CloseAll()
-	c := dial(t, p)
 	start := time.Now()
+	c := dial(t, p)
 	got, _ := io.ReadAll(c)
 	if len(got) != 0 || time.Since(start) < p.HoldTimeout {
 		t.Fatalf("read %q after %s; want the end after the hold timeout", got, time.Since(start))
@@ -321,8 +321,8 @@ func TestProxyGivesUpOnABackendThatNeverListens(t *testing.T) {
 	go p.Serve()
 	defer p.CloseAll()
 	p.SetBackend("127.0.0.1:" + strconv.Itoa(port))
-	c := dial(t, p)
 	start := time.Now()
+	c := dial(t, p)
 	if got, _ := io.ReadAll(c); len(got) != 0 {
 		t.Fatalf("read %q", got)
 	}
@@ -354,12 +354,16 @@ func TestProxyDialRetryFollowsANewBackend(t *testing.T) {
 
 func TestProxyPassesABackendResetOn(t *testing.T) {
 	b := startBackend(t, func(c net.Conn) {
+		// Only once the client is surely connected: a reset before would
+		// fail its connect instead.
+		c.Read(make([]byte, 1))
 		io.WriteString(c, "partial")
 		c.(*net.TCPConn).SetLinger(0)
 	})
 	p := startProxy(t)
 	p.SetBackend(b.addr())
 	c := dial(t, p)
+	io.WriteString(c, "?")
 	_, err := io.ReadAll(c)
 	if !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("read ended with %v, want a reset: a truncated answer must not look complete", err)
@@ -433,7 +437,7 @@ func TestProxyLeaksNoGoroutines(t *testing.T) {
 			t.Fatal(err)
 		}
 		p := NewProxy(ln, nil)
-		p.DialTimeout = 100 * time.Millisecond
+		p.DialTimeout = time.Second // long enough for a loaded machine, short for the failed dial below
 		served := make(chan error, 1)
 		go func() { served <- p.Serve() }()
 

@@ -193,13 +193,28 @@ func poll(ctx context.Context, interval time.Duration, try func(context.Context)
 		if ok {
 			return nil
 		}
-		if ctx.Err() != nil {
-			// The try failed because ctx ended: what it saw is just that.
+		if over(ctx) {
+			// The try was most likely cut short by ctx's end, which says
+			// less than what the try before it saw.
+			if last == "" {
+				last = saw
+			}
+			<-ctx.Done()
 			return notReady(ctx, last)
 		}
 		last = saw
 		t.Reset(interval)
 	}
+}
+
+// over reports whether ctx has ended or reached its deadline: a dial cut
+// by the deadline can return before ctx's own timer has fired.
+func over(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	deadline, ok := ctx.Deadline()
+	return ok && !time.Now().Before(deadline)
 }
 
 // notReady is the error for a wait whose ctx ended.
