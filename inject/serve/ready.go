@@ -33,7 +33,9 @@ type Check struct {
 	// not followed), or no answer means not yet.
 	HTTP string
 	// TCP is "true" or "port" (the child's own port accepts a
-	// connection), or a host:port that must accept one.
+	// connection), or a host:port that must accept one. A `listen:`
+	// address proves nothing: secretrun holds that socket, so it accepts
+	// before any child does.
 	TCP string
 	// Notify waits for READY=1 on the child's $NOTIFY_SOCKET (sd_notify).
 	Notify bool
