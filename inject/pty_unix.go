@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -81,8 +82,12 @@ type ttySession struct {
 	raw         bool
 	restoreOnce sync.Once
 
-	mu  sync.Mutex
-	cur *os.File // the running child's pseudo-terminal, master side
+	mu sync.Mutex
+	// live are the master sides of the children's pseudo-terminals, in
+	// the order they started; two overlap while a rolling restart waits
+	// for the new child. Keystrokes go to the newest, or to the old child
+	// again when the new one is rolled back.
+	live []*os.File
 
 	winch        chan os.Signal
 	quit         chan struct{}
@@ -213,7 +218,10 @@ func (s *ttySession) resizeOnWinch() {
 	for {
 		select {
 		case <-s.winch:
-			if m := s.current(); m != nil {
+			s.mu.Lock()
+			live := slices.Clone(s.live)
+			s.mu.Unlock()
+			for _, m := range live {
 				_ = s.resize(m)
 			}
 		case <-s.quit:
@@ -242,7 +250,10 @@ func (s *ttySession) resize(master *os.File) error {
 func (s *ttySession) current() *os.File {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.cur
+	if len(s.live) == 0 {
+		return nil
+	}
+	return s.live[len(s.live)-1]
 }
 
 // stdio gives a child a new pseudo-terminal as its controlling terminal,
@@ -289,7 +300,7 @@ func (s *ttySession) stdio(stdin *os.File, stdout, stderr io.Writer) (cio childI
 	cio.sys = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 1}
 	cio.output = make(chan struct{})
 	s.mu.Lock()
-	s.cur = master
+	s.live = append(s.live, master)
 	s.mu.Unlock()
 	go func() {
 		defer close(cio.output)
@@ -298,9 +309,7 @@ func (s *ttySession) stdio(stdin *os.File, stdout, stderr io.Writer) (cio childI
 		// pseudo-terminal: the child, and any grandchild that kept it.
 		_, _ = io.Copy(stdout, master)
 		s.mu.Lock()
-		if s.cur == master {
-			s.cur = nil
-		}
+		s.live = slices.DeleteFunc(s.live, func(m *os.File) bool { return m == master })
 		s.mu.Unlock()
 		master.Close()
 		if stderrCopied != nil {
