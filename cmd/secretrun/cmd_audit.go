@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
@@ -37,9 +38,16 @@ func observeRun(c *cli.Context, d deps, f *config.File, p *config.Plan, job *inj
 			fmt.Fprintf(d.stderr, "secretrun: warning: %v\n", err)
 		})
 	}
-	var server *status.Server
+	var (
+		// mu guards server: events come from the supervisor, the
+		// renewers and the watcher, each on its own goroutine.
+		mu     sync.Mutex
+		server *status.Server
+	)
 	self := os.Getpid()
 	job.Events = func(e inject.Event) {
+		mu.Lock()
+		defer mu.Unlock()
 		if trail != nil {
 			trail.Observe(e)
 		}
@@ -61,6 +69,8 @@ func observeRun(c *cli.Context, d deps, f *config.File, p *config.Plan, job *inj
 		}
 	}
 	return func() {
+		mu.Lock()
+		defer mu.Unlock()
 		if server != nil && server.Serving() {
 			_ = server.Close()
 		}

@@ -280,7 +280,11 @@ func httpChild() {
 		}
 		fmt.Fprintln(w, "ok")
 	})
+	var draining atomic.Bool
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if draining.Load() {
+			w.Header().Set("Connection", "close")
+		}
 		first.Do(func() {
 			logLine("first-request ready=%v after=%v", ready.Load(), time.Since(start).Round(time.Millisecond))
 		})
@@ -295,8 +299,10 @@ func httpChild() {
 	<-sigs
 	// Lame duck first, as servers that restart without dropping requests
 	// do: answers say Connection: close for a moment, so that clients
-	// stop reusing their connections before they are closed.
-	srv.SetKeepAlivesEnabled(false)
+	// stop reusing their connections before they are closed. (Server.
+	// SetKeepAlivesEnabled would close idle ones at once, racing a
+	// client's next request on them.)
+	draining.Store(true)
 	time.Sleep(300 * time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
