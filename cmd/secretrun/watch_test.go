@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -374,15 +375,18 @@ func cmdWaitWithin(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 // freePortPair finds a loopback port p such that p and p+1 are free: a
-// Vault dev server takes the next port for its cluster listener.
+// Vault dev server takes the next port for its cluster listener. It looks
+// below Linux's ephemeral range (32768 and up): there outgoing connections
+// take every other port and hold it in TIME_WAIT, so on a busy machine the
+// neighbour of a port the kernel hands out is seldom free.
 func freePortPair() (int, error) {
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	for range 200 {
+		port := 20000 + rand.IntN(12000)
+		l, err := net.Listen("tcp", providertest.Addr(port))
 		if err != nil {
-			return 0, err
+			continue
 		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l2, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port+1))
+		l2, err := net.Listen("tcp", providertest.Addr(port+1))
 		l.Close()
 		if err == nil {
 			l2.Close()
