@@ -38,11 +38,12 @@ import (
 //     the outage is logged once when it starts and once when it ends. While
 //     it lasts, the provider is polled every one and a half intervals, with
 //     the same jitter, and the polls that follow a failure wait at most
-//     max(interval, 2s) for an answer (every third one the full timeout, for
-//     a backend that is only slow). That halves nothing a backend sees per
-//     poll but spaces the polls, and once the backend answers again a
-//     rotation pending on it reaches the child within two intervals plus the
-//     restart. A source that cannot be read (deleted, a field gone) keeps
+//     max(interval, 2s) for an answer. That spaces the polls, and once the
+//     backend answers again a rotation pending on it reaches the child
+//     within a short timeout and one and a half intervals, plus the
+//     restart: a poll that waited its full timeout on a black-holed
+//     connection would miss that bound. A backend that comes back but
+//     answers slower than that is seen only once it answers in time. A source that cannot be read (deleted, a field gone) keeps
 //     its last good values too, logged once; it rotates when it is back.
 //   - Leases are not the pollers' business: a renewer per provider keeps
 //     them alive (see renew.go), and asks the provider's poller to re-read
@@ -391,11 +392,11 @@ func (p *poller) run(ctx context.Context) {
 }
 
 // timeout bounds one poll: the interval, between 5s and 30s. After a
-// failure most polls wait less, so a backend that black-holes connections
-// is found answering again soon after it does.
+// failure polls wait less, between 2s and 30s, so a backend that
+// black-holes connections is found answering again soon after it does.
 func (p *poller) timeout() time.Duration {
 	iv := p.w.interval
-	if p.failures > 0 && p.failures%3 != 0 {
+	if p.failures > 0 {
 		return min(max(iv, minOutageTimeout), maxPollTimeout)
 	}
 	return min(max(iv, minPollTimeout), maxPollTimeout)
