@@ -311,7 +311,7 @@ func CloseProviders(provs map[string]providers.Provider, names map[string]string
 		}
 		wg.Go(func() {
 			if err := c.Close(ctx); err != nil {
-				log.Warn(fmt.Sprintf("%s: %v", displayName(names, name), err), slog.String("event", "close_failed"), slog.String("provider", name))
+				log.Warn(named(displayName(names, name), err), slog.String("event", "close_failed"), slog.String("provider", name))
 			}
 		})
 	}
@@ -382,4 +382,13 @@ func (m *rotatingMask) Close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.w.Close()
+}
+
+// named prefixes err with the provider's name unless it names it already,
+// as provider errors do: `vault "prod": read secret/app: not found`.
+func named(name string, err error) string {
+	if msg := err.Error(); strings.Contains(msg, name+":") {
+		return msg
+	}
+	return name + ": " + err.Error()
 }

@@ -489,7 +489,7 @@ func (p *poller) poll(ctx context.Context, forced bool) ([]providers.Result, boo
 		// again only when it changes again.
 		if !p.unreadable {
 			p.unreadable = true
-			p.w.log.Warn(fmt.Sprintf("watch: %s: %v; keeping current secrets until it is readable again", p.name(), err),
+			p.w.log.Warn(fmt.Sprintf("watch: %s; keeping current secrets until it is readable again", named(p.name(), err)),
 				slog.String("event", "unreadable"), slog.String("provider", p.provider), slog.String("error", err.Error()))
 		}
 		if labels != nil {

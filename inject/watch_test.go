@@ -329,7 +329,7 @@ func TestWatchUnreadableSecretKeepsChild(t *testing.T) {
 		if len(h.children()) != 1 || len(h.children()[0].got()) != 0 {
 			t.Errorf("a failed re-read touched the child")
 		}
-		msg := `watch: fake "f": secretrun.yaml:1:1: fake "f": read A: not found; keeping current secrets until it is readable again`
+		msg := `watch: secretrun.yaml:1:1: fake "f": read A: not found; keeping current secrets until it is readable again`
 		if n := h.log.count(msg); n != 1 {
 			t.Errorf("logged %d times; log:\n%s", n, h.log)
 		}
