@@ -298,10 +298,15 @@ func httpChild() {
 	signal.Notify(sigs, syscall.SIGTERM)
 	<-sigs
 	// Lame duck first, as servers that restart without dropping requests
-	// do: answers say Connection: close for a moment, so that clients
+	// do: no new connection, and answers say Connection: close for a moment, so that clients
 	// stop reusing their connections before they are closed. (Server.
 	// SetKeepAlivesEnabled would close idle ones at once, racing a
 	// client's next request on them.)
+	// It stops accepting at once: on shared sockets the new child
+	// already accepts, and behind the proxy no new connection comes.
+	for _, ln := range lns {
+		_ = ln.Close()
+	}
 	draining.Store(true)
 	time.Sleep(300 * time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
