@@ -143,9 +143,9 @@ func TestLeaksInHistoryIndexAndTree(t *testing.T) {
 		}
 	}
 	marks := h.load()
-	write(t, h.dir, "notes.txt", "todo\ntoken: "+stagedValue+"\n")
+	write(t, h.dir, "notes.txt", "release notes\ntoken: "+stagedValue+"\n")
 	h.git("add", "notes.txt")
-	write(t, h.dir, "notes.txt", "todo\ntoken: (in the secret manager now)\n")
+	write(t, h.dir, "notes.txt", "release notes\ntoken: (in the secret manager now)\n")
 
 	s := New([]Value{
 		{Variable: "AWS_SECRET", Source: "vault secret/aws", Value: secret(baseB64Value)},
