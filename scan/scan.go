@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/url"
@@ -147,46 +146,18 @@ func encodings(v string) []encoded {
 	// from the value are the same whatever surrounds it.
 	for k := range 3 {
 		out = append(out,
-			encoded{Base64, base64Core(base64.RawStdEncoding, b, k)},
-			encoded{Base64, base64Core(base64.RawURLEncoding, b, k)})
+			encoded{Base64, mask.Base64Core(base64.RawStdEncoding, b, k)},
+			encoded{Base64, mask.Base64Core(base64.RawURLEncoding, b, k)})
 	}
 	out = append(out,
 		encoded{URL, url.QueryEscape(v)},
 		encoded{URL, url.PathEscape(v)},
-		encoded{JSON, jsonBody(v, true)},
-		encoded{JSON, jsonBody(v, false)},
+		encoded{JSON, mask.JSONBody(v, true)},
+		encoded{JSON, mask.JSONBody(v, false)},
 		encoded{Hex, hex.EncodeToString(b)},
 		encoded{Hex, strings.ToUpper(hex.EncodeToString(b))},
 	)
 	return out
-}
-
-// jsonBody is v as encoding/json writes it inside a string literal, with or
-// without the HTML-safe \u escapes for <, > and &.
-func jsonBody(v string, escapeHTML bool) string {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(escapeHTML)
-	if err := enc.Encode(v); err != nil {
-		return ""
-	}
-	s := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
-	return string(s[1 : len(s)-1])
-}
-
-// base64Core is the part of the encoding of v, preceded by k bytes of
-// anything and followed by anything, that is the same whatever those bytes
-// are.
-func base64Core(enc *base64.Encoding, v []byte, k int) string {
-	framed := make([]byte, k+len(v))
-	copy(framed[k:], v)
-	s := enc.EncodeToString(framed)
-	lo := (8*k + 5) / 6
-	hi := 8 * (k + len(v)) / 6
-	if hi <= lo {
-		return ""
-	}
-	return s[lo:hi]
 }
 
 // chunkSize is how much of a file is searched at a time.

@@ -227,7 +227,7 @@ var splitCases = []struct {
 	{"value in text", []string{"s3cr3t-v4lue"}, "the key is s3cr3t-v4lue, ok\n"},
 	{"value at both ends", []string{"s3cr3t-v4lue"}, "s3cr3t-v4lue and s3cr3t-v4lue"},
 	{"base64 and json", []string{tricky}, "b64=" + base64.StdEncoding.EncodeToString([]byte(tricky)) +
-		" json=\"" + jsonBody(tricky, true) + "\"\n"},
+		" json=\"" + JSONBody(tricky, true) + "\"\n"},
 	{"overlapping values", []string{"abcdefgh", "abcdefghijkl", "ghijklmn"}, "-abcdefghijklmn-abcdefgh-abcdefg-"},
 	{"near misses", []string{"abcdefgh"}, "abcdefgXabcdefgabcdefgh"},
 	{"no value", []string{"abcdefgh"}, "nothing to see here, abc abcd abcdefg"},

@@ -46,8 +46,8 @@ func forms(v string) []string {
 		base64.RawURLEncoding.EncodeToString(b),
 		url.QueryEscape(v),
 		url.PathEscape(v),
-		jsonBody(v, true),
-		jsonBody(v, false),
+		JSONBody(v, true),
+		JSONBody(v, false),
 	}
 	// A terminal's output processing (ONLCR) writes each line feed as CR
 	// LF: a multi-line value printed by a child on a pseudo-terminal, a
@@ -63,15 +63,15 @@ func forms(v string) []string {
 	// each of the three alignments.
 	for k := 0; k < 3; k++ {
 		out = append(out,
-			base64Core(base64.RawStdEncoding, b, k),
-			base64Core(base64.RawURLEncoding, b, k))
+			Base64Core(base64.RawStdEncoding, b, k),
+			Base64Core(base64.RawURLEncoding, b, k))
 	}
 	return out
 }
 
-// jsonBody is v as encoding/json writes it inside a string literal, with or
+// JSONBody is v as encoding/json writes it inside a string literal, with or
 // without the HTML-safe \u escapes for <, > and &.
-func jsonBody(v string, escapeHTML bool) string {
+func JSONBody(v string, escapeHTML bool) string {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(escapeHTML)
@@ -82,10 +82,10 @@ func jsonBody(v string, escapeHTML bool) string {
 	return string(s[1 : len(s)-1])
 }
 
-// base64Core is the part of the encoding of v, preceded by k bytes of
+// Base64Core is the part of the encoding of v, preceded by k bytes of
 // anything and followed by anything, that is the same whatever those bytes
 // are: the characters whose six bits all come from v.
-func base64Core(enc *base64.Encoding, v []byte, k int) string {
+func Base64Core(enc *base64.Encoding, v []byte, k int) string {
 	framed := make([]byte, k+len(v))
 	copy(framed[k:], v)
 	s := enc.EncodeToString(framed)
