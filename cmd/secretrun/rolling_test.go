@@ -302,10 +302,14 @@ func httpChild() {
 	// stop reusing their connections before they are closed. (Server.
 	// SetKeepAlivesEnabled would close idle ones at once, racing a
 	// client's next request on them.)
-	// It stops accepting at once: on shared sockets the new child
-	// already accepts, and behind the proxy no new connection comes.
-	for _, ln := range lns {
-		_ = ln.Close()
+	// On shared sockets it stops accepting at once: the new child already
+	// accepts there. Its own port (behind the proxy) stays open until
+	// Shutdown, so that a connection the proxy opened just before the
+	// switch, still in the port's queue, is served and not reset.
+	if os.Getenv("LISTEN_FDS") != "" {
+		for _, ln := range lns {
+			_ = ln.Close()
+		}
 	}
 	draining.Store(true)
 	time.Sleep(300 * time.Millisecond)
