@@ -2,7 +2,9 @@
 // real server (Vault, moto, an httptest server) and can be switched while a
 // test runs to refuse, black-hole or reset connections, or to answer HTTP
 // requests with an error status, so the test can check what secretrun does
-// when its secret store misbehaves.
+// when its secret store misbehaves. With SetLatency it stands for a distant
+// server instead: every byte takes time to cross, and the proxy keeps a log
+// of what crossed when, from which round trips can be counted.
 package faultproxy
 
 import (
@@ -46,6 +48,8 @@ type Proxy struct {
 	conns    map[*conn]struct{}
 	accepted int
 	injected int
+	latency  time.Duration
+	chunks   []Chunk
 	closed   bool
 	err      error // what went wrong in the background, for Close to report
 }
@@ -220,7 +224,10 @@ func (p *Proxy) admit(nc net.Conn) {
 		return
 	}
 	p.accepted++
-	c := &conn{client: nc}
+	c := &conn{client: nc, id: p.accepted, latency: p.latency, opened: time.Now()}
+	if c.latency > 0 {
+		p.chunks = append(p.chunks, Chunk{Conn: c.id, ToServer: true, Read: c.opened, Sent: c.opened})
+	}
 	switch p.mode.kind() {
 	case Pass:
 		c.phase = forwarding
@@ -255,7 +262,10 @@ const (
 )
 
 type conn struct {
-	client net.Conn
+	client  net.Conn
+	id      int           // its number, from 1 in the order accepted
+	latency time.Duration // one way, fixed when it was accepted
+	opened  time.Time
 	// The fields below are guarded by Proxy.mu.
 	upstream net.Conn // nil until forwarding has dialled the server
 	phase    phase
@@ -380,8 +390,13 @@ func (p *Proxy) forward(c *conn) {
 	p.mu.Unlock()
 
 	errc := make(chan error, 2)
-	go func() { errc <- pipe(up, c.client) }()
-	go func() { errc <- pipe(c.client, up) }()
+	if c.latency > 0 {
+		go func() { errc <- p.delayedPipe(c, up, c.client, true) }()
+		go func() { errc <- p.delayedPipe(c, c.client, up, false) }()
+	} else {
+		go func() { errc <- pipe(up, c.client) }()
+		go func() { errc <- pipe(c.client, up) }()
+	}
 	for range 2 {
 		err := <-errc
 		// A deadline error is Set's interrupt: no other deadline is set.
