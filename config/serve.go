@@ -3,7 +3,6 @@ package config
 import (
 	"fmt"
 	"net"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -82,9 +81,24 @@ type proxyYAML struct {
 	Listen string `yaml:"listen"`
 }
 
-// fdName is what LISTEN_FDNAMES may hold: no colon (its separator), no
-// space, as systemd's FileDescriptorName= allows.
-var fdName = regexp.MustCompile(`^[A-Za-z0-9_.\-]{1,255}$`)
+// validFDName reports whether name may go in LISTEN_FDNAMES: 1 to 255 of
+// A-Z a-z 0-9 _ . -, with no colon (its separator) and no space, as
+// systemd's FileDescriptorName= allows. A loop, not a regexp: the
+// repetition count would compile into a program of 255 copies at every
+// start.
+func validFDName(name string) bool {
+	if len(name) == 0 || len(name) > 255 {
+		return false
+	}
+	for _, c := range []byte(name) {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == '.', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // decodeReady reads `watch.ready:`; node is nil when it is absent.
 func (d *document) decodeReady(node ast.Node) (Ready, error) {
@@ -177,8 +191,8 @@ func (d *document) decodeServe(w Watch) (Serve, error) {
 			}
 			// Without a name the socket is named after its address.
 			name := raw.Name
-			if name != "" && !fdName.MatchString(name) {
-				return s, errorAt(d.file, at("name"), path+".name", "%q: a name in LISTEN_FDNAMES is letters, digits, _ . and - only", name)
+			if name != "" && !validFDName(name) {
+				return s, errorAt(d.file, at("name"), path+".name", "%q: a name in LISTEN_FDNAMES is 1 to 255 letters, digits, _ . and - only", name)
 			}
 			if name != "" && names[name] {
 				return s, errorAt(d.file, at("name"), path+".name", "%q names two sockets", name)
