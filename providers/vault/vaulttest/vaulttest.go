@@ -9,6 +9,8 @@
 package vaulttest
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -65,8 +67,13 @@ func Binary() (string, error) {
 
 // Vault is a running dev server.
 type Vault struct {
-	// Addr is the server's URL, http://127.0.0.1:PORT.
+	// Addr is the server's URL, http://127.0.0.1:PORT, or https:// when it
+	// was started with TLS.
 	Addr string
+	// CACert is the PEM file of the CA that signed a TLS server's
+	// certificate (for 127.0.0.1 and localhost), for VAULT_CACERT or
+	// ca_cert; empty without TLS.
+	CACert string
 	// Root is a client with the root token, for setting things up.
 	Root *api.Client
 }
@@ -74,7 +81,14 @@ type Vault struct {
 // StartVault starts `vault server -dev` on a free loopback port (it also
 // takes the next port, for its cluster listener) and waits until it is
 // healthy. KV v2 is mounted at secret/.
-func StartVault() (*Vault, func(), error) {
+func StartVault() (*Vault, func(), error) { return startVault(false) }
+
+// StartVaultTLS is StartVault with `-dev-tls`: the server listens for HTTPS
+// only, with a certificate from a CA of its own, whose certificate is
+// Vault.CACert.
+func StartVaultTLS() (*Vault, func(), error) { return startVault(true) }
+
+func startVault(withTLS bool) (*Vault, func(), error) {
 	bin, err := Binary()
 	if err != nil {
 		return nil, nil, err
@@ -94,8 +108,19 @@ func StartVault() (*Vault, func(), error) {
 		return nil, nil, err
 	}
 	defer logFile.Close()
-	cmd := exec.Command(bin, "server", "-dev", "-dev-root-token-id="+RootToken,
-		"-dev-listen-address="+providertest.Addr(port))
+	args := []string{"server", "-dev", "-dev-root-token-id=" + RootToken, "-dev-listen-address=" + providertest.Addr(port)}
+	v := &Vault{Addr: "http://" + providertest.Addr(port)}
+	if withTLS {
+		certs := filepath.Join(dir, "tls")
+		if err := os.Mkdir(certs, 0o700); err != nil {
+			os.RemoveAll(dir)
+			return nil, nil, err
+		}
+		args = append(args, "-dev-tls", "-dev-tls-cert-dir="+certs)
+		v.Addr = "https://" + providertest.Addr(port)
+		v.CACert = filepath.Join(certs, "vault-ca.pem")
+	}
+	cmd := exec.Command(bin, args...)
 	// A home of its own: the dev server writes ~/.vault-token. No VAULT_*
 	// variables of the developer's leak in.
 	cmd.Env = []string{"HOME=" + dir, "PATH=" + os.Getenv("PATH")}
@@ -105,7 +130,6 @@ func StartVault() (*Vault, func(), error) {
 		os.RemoveAll(dir)
 		return nil, nil, err
 	}
-	v := &Vault{Addr: "http://" + providertest.Addr(port)}
 	stop := func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		done := make(chan struct{})
@@ -118,7 +142,7 @@ func StartVault() (*Vault, func(), error) {
 		}
 		os.RemoveAll(dir)
 	}
-	if err := waitHealthy(v.Addr, 60*time.Second); err != nil {
+	if err := v.waitHealthy(60 * time.Second); err != nil {
 		log, _ := os.ReadFile(filepath.Join(dir, "vault.log"))
 		stop()
 		return nil, nil, fmt.Errorf("vault dev server did not become healthy: %w\n%s", err, tail(string(log), 2000))
@@ -136,6 +160,11 @@ func (v *Vault) Client(token string) (*api.Client, error) {
 	cfg := api.DefaultConfig()
 	cfg.Address = v.Addr
 	cfg.MaxRetries = 0
+	if v.CACert != "" {
+		if err := cfg.ConfigureTLS(&api.TLSConfig{CACert: v.CACert}); err != nil {
+			return nil, err
+		}
+	}
 	c, err := api.NewClient(cfg)
 	if err != nil {
 		return nil, err
@@ -145,12 +174,23 @@ func (v *Vault) Client(token string) (*api.Client, error) {
 	return c, nil
 }
 
-func waitHealthy(addr string, limit time.Duration) error {
+func (v *Vault) waitHealthy(limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	client := &http.Client{Timeout: 2 * time.Second}
 	var last error
 	for time.Now().Before(deadline) {
-		resp, err := client.Get(addr + "/v1/sys/health")
+		if v.CACert != "" && client.Transport == nil {
+			// The server writes its CA before it listens.
+			pem, err := os.ReadFile(v.CACert)
+			roots := x509.NewCertPool()
+			if err != nil || !roots.AppendCertsFromPEM(pem) {
+				last = fmt.Errorf("CA certificate %s not written yet: %v", v.CACert, err)
+				time.Sleep(50 * time.Millisecond)
+				continue
+			}
+			client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}
+		}
+		resp, err := client.Get(v.Addr + "/v1/sys/health")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
