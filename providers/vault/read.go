@@ -77,8 +77,9 @@ func (m *mountCache) lockFor(path string) *sync.Mutex {
 }
 
 // mount finds the mount path is under, asking Vault as the vault CLI does
-// (sys/internal/ui/mounts/PATH) when it is not known yet.
-func (p *provider) mount(ctx context.Context, c *api.Client, path string) (mountInfo, error) {
+// (sys/internal/ui/mounts/PATH) when it is not known yet. When it asks and
+// g is not nil, the guessed read runs alongside the lookup (see guess).
+func (p *provider) mount(ctx context.Context, c *api.Client, path string, g *guess) (mountInfo, error) {
 	if mi, ok := p.mounts.find(path); ok {
 		return mi, nil
 	}
@@ -91,7 +92,7 @@ func (p *provider) mount(ctx context.Context, c *api.Client, path string) (mount
 	if err := p.acquire(ctx); err != nil {
 		return mountInfo{}, fmt.Errorf("vault %q: read %s: %w", p.name, path, err)
 	}
-	s, err := c.Logical().ReadWithContext(ctx, "sys/internal/ui/mounts/"+path)
+	s, err := c.Logical().ReadWithContext(g.alongside(ctx, p.conn.address), "sys/internal/ui/mounts/"+path)
 	p.release()
 	if err != nil && statusOf(err) == 403 && ctx.Err() == nil {
 		return mountInfo{}, p.noMount(ctx, c, path)
@@ -166,9 +167,14 @@ func orNone(list []string) string {
 
 // read reads one path, pinned to version when it is not empty.
 func (p *provider) read(ctx context.Context, c *api.Client, path, version string) (providers.Result, error) {
-	m, err := p.mount(ctx, c, path)
+	g := p.guessKV2(c, path, version)
+	m, err := p.mount(ctx, c, path, g)
 	if err != nil {
+		g.discard()
 		return providers.Result{}, err
+	}
+	if ok, s, err := g.answer(m); ok {
+		return p.kv2Result(ctx, path, version, m, s, err)
 	}
 	switch {
 	case m.kv == 2:
@@ -197,17 +203,32 @@ func (p *provider) readKV2(ctx context.Context, c *api.Client, path, version str
 	if err != nil {
 		return providers.Result{}, err
 	}
-	var params map[string][]string
-	op := "read " + path
-	if version != "" {
-		params = map[string][]string{"version": {version}}
-		op += " version " + version
-	}
 	if err := p.acquire(ctx); err != nil {
-		return providers.Result{}, fmt.Errorf("vault %q: %s: %w", p.name, op, err)
+		return providers.Result{}, fmt.Errorf("vault %q: %s: %w", p.name, kv2Op(path, version), err)
 	}
-	s, err := c.Logical().ReadWithDataWithContext(ctx, m.path+"data/"+rel, params)
+	s, err := c.Logical().ReadWithDataWithContext(ctx, m.path+"data/"+rel, versionParams(version))
 	p.release()
+	return p.kv2Result(ctx, path, version, m, s, err)
+}
+
+func kv2Op(path, version string) string {
+	if version != "" {
+		return "read " + path + " version " + version
+	}
+	return "read " + path
+}
+
+func versionParams(version string) map[string][]string {
+	if version == "" {
+		return nil
+	}
+	return map[string][]string{"version": {version}}
+}
+
+// kv2Result interprets the answer to a read of a KV v2 secret's data.
+func (p *provider) kv2Result(ctx context.Context, path, version string, m mountInfo, s *api.Secret, err error) (providers.Result, error) {
+	op := kv2Op(path, version)
+	rel, _ := p.relative(path, m)
 	if err != nil {
 		return providers.Result{}, p.describe(ctx, op, err)
 	}
@@ -303,8 +324,17 @@ func jsonText(v any) string {
 // Fetch reads every source. Sources that read the same path (and version)
 // share one read: two sources mapping different fields of database/creds/app
 // must get the same username and password, not two leases. Reads run
-// concurrently, at most max_concurrency requests at a time.
+// concurrently, at most max_concurrency requests at a time. A cached token
+// that Vault rejects costs a login and a second try, not an error.
 func (p *provider) Fetch(ctx context.Context, sources []*providers.Source) ([]providers.Result, error) {
+	results, err := p.fetch(ctx, sources)
+	if p.retryRejected(ctx, err) {
+		return p.fetch(ctx, sources)
+	}
+	return results, err
+}
+
+func (p *provider) fetch(ctx context.Context, sources []*providers.Source) ([]providers.Result, error) {
 	c, err := p.ready(ctx)
 	if err != nil {
 		return nil, err
@@ -391,7 +421,7 @@ func group(sources []*providers.Source) []*job {
 
 // versionOf labels the current version of one path without reading values.
 func (p *provider) versionOf(ctx context.Context, c *api.Client, path, version string) (string, error) {
-	m, err := p.mount(ctx, c, path)
+	m, err := p.mount(ctx, c, path, nil)
 	if err != nil {
 		if fatal(err) {
 			return "", err

@@ -28,7 +28,7 @@ func (p *provider) ImportSource(dest providers.Destination, fields []string) ([]
 // kvMount finds the KV mount of path, refusing any other engine: leased
 // and dynamic secrets cannot be written.
 func (p *provider) kvMount(ctx context.Context, c *api.Client, path string) (mountInfo, string, error) {
-	m, err := p.mount(ctx, c, path)
+	m, err := p.mount(ctx, c, path, nil)
 	if err != nil {
 		return m, "", err
 	}
