@@ -5,12 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"sync"
-
-	sdk "github.com/infisical/go-sdk"
+	"time"
 
 	"github.com/secretrun/secretrun/providers"
 )
@@ -104,46 +102,102 @@ func (p *provider) credentials() (credentials, error) {
 	return credentials{}, fmt.Errorf("infisical %q: no credentials for %s: set INFISICAL_TOKEN, or INFISICAL_CLIENT_ID and INFISICAL_CLIENT_SECRET, or run `secretrun login %s`: %w", p.name, p.siteURL, p.name, providers.ErrAuth)
 }
 
-// session is one SDK client and its login. The SDK renews a machine
-// identity's token in the background and before requests, so a long watch
-// run stays authenticated with one login.
+// session is a login and its access token. A machine identity's token is
+// renewed in the background shortly before it expires, and replaced by a new
+// login when it cannot be renewed any more (its max TTL), so that a long
+// watch run stays authenticated with one login.
 type session struct {
-	client sdk.InfisicalClientInterface
-	cancel context.CancelFunc
-	creds  credentials
+	api   *client
+	creds credentials
 
-	// mu serializes logins; generation counts them, so that requests that
-	// failed with the same expired token trigger one new login, not many.
-	mu         sync.Mutex
+	// mu serializes logins and renewals.
+	mu sync.Mutex
+
+	// tokenMu guards the token and what is known of it, which requests
+	// read while a renewal may be under way. generation counts logins, so
+	// that requests that failed with the same expired token trigger one new
+	// login, not many.
+	tokenMu    sync.Mutex
+	token      string
 	generation int
+	issued     time.Time     // by the last login
+	renewed    time.Time     // by the last login or renewal
+	ttl        time.Duration // 0: not known to expire
+	maxTTL     time.Duration // 0: no limit
+
+	// ctx ends the background renewal; done is closed when it has.
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
 }
 
-func (s *session) close() { s.cancel() }
+// renewalMargin is how long before its expiry a token is renewed, as
+// Infisical's own clients do.
+const renewalMargin = 5 * time.Second
 
-// newClient builds an SDK client. Its own retries are off: the provider
-// retries (only what is worth retrying) with backoff and a context. Its logs
-// are off: the provider reports what matters through Env.
-func (p *provider) newClient(refresh bool) (sdk.InfisicalClientInterface, context.CancelFunc, error) {
-	cfg := sdk.Config{
-		SiteUrl:          p.siteURL,
-		SilentMode:       true,
-		LogWriter:        io.Discard,
-		AutoTokenRefresh: sdk.BoolPtr(refresh),
-		RetryRequestsConfig: &sdk.RetryRequestsConfig{
-			ExponentialBackoff: &sdk.ExponentialBackoffStrategy{MaxRetries: 0},
-		},
-	}
-	if p.caCertFile != "" {
-		pem, err := os.ReadFile(p.caCertFile)
-		if err != nil {
-			return nil, nil, fmt.Errorf("infisical %q: read ca_cert_file: %w", p.name, err)
-		}
-		cfg.CaCertificate = string(pem)
-	}
-	// The context lives as long as the session: it stops the SDK's token
-	// renewal goroutine.
+func newSession(api *client, creds credentials) *session {
 	ctx, cancel := context.WithCancel(context.Background())
-	return sdk.NewInfisicalClient(ctx, cfg), cancel, nil
+	return &session{api: api, creds: creds, ctx: ctx, cancel: cancel}
+}
+
+// close stops the renewal and waits for it to end.
+func (s *session) close() {
+	s.cancel()
+	if s.done != nil {
+		<-s.done
+	}
+}
+
+// current returns the token requests are sent with and the login it came
+// from.
+func (s *session) current() (string, int) {
+	s.tokenMu.Lock()
+	defer s.tokenMu.Unlock()
+	return s.token, s.generation
+}
+
+// setToken keeps the token of a login, or of a renewal when login is false.
+func (s *session) setToken(res loginResult, login bool) {
+	s.tokenMu.Lock()
+	defer s.tokenMu.Unlock()
+	now := time.Now()
+	s.token = res.AccessToken
+	s.renewed = now
+	if login {
+		s.issued = now
+		s.generation++
+	}
+	s.ttl = time.Duration(res.ExpiresIn) * time.Second
+	s.maxTTL = time.Duration(res.AccessTokenMaxTTL) * time.Second
+}
+
+// renewal returns when the token is due for renewal and whether only a new
+// login can replace it, its max TTL leaving no room for another TTL. ok is
+// false for a token not known to expire.
+func (s *session) renewal() (at time.Time, relogin, ok bool) {
+	s.tokenMu.Lock()
+	defer s.tokenMu.Unlock()
+	if s.ttl <= 0 {
+		return time.Time{}, false, false
+	}
+	at = s.renewed.Add(s.ttl - renewalMargin)
+	relogin = s.maxTTL > 0 && s.issued.Add(s.maxTTL).Sub(at) < s.ttl
+	return at, relogin, true
+}
+
+// client returns the provider's API client, built on first use. It outlives
+// sessions, and so do its kept-alive connections.
+func (p *provider) client() (*client, error) {
+	p.clientMu.Lock()
+	defer p.clientMu.Unlock()
+	if p.api == nil {
+		c, err := p.newClient()
+		if err != nil {
+			return nil, err
+		}
+		p.api = c
+	}
+	return p.api, nil
 }
 
 // session returns the provider's session, creating it and logging in on
@@ -158,41 +212,120 @@ func (p *provider) session(ctx context.Context) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	client, cancel, err := p.newClient(creds.method != authToken)
+	api, err := p.client()
 	if err != nil {
 		return nil, err
 	}
-	s := &session{client: client, cancel: cancel, creds: creds}
+	s := newSession(api, creds)
 	if err := p.login(ctx, s); err != nil {
-		cancel()
 		return nil, err
+	}
+	if creds.method != authToken {
+		s.done = make(chan struct{})
+		go p.keepAlive(s)
 	}
 	p.s = s
 	return s, nil
 }
 
-// login authenticates the session's client. Callers hold s.mu or own s.
+// keepAlive renews the session's token before it expires, until the session
+// is closed. When a renewal and the new login it falls back to both fail,
+// it tries again later, waiting longer each time: meanwhile a request the
+// server refuses logs in again by itself (withSession).
+func (p *provider) keepAlive(s *session) {
+	defer close(s.done)
+	failures := 0
+	for {
+		at, relogin, ok := s.renewal()
+		wait := time.Second // a token not known to expire: look again later
+		if ok {
+			wait = time.Until(at)
+		}
+		if failures > 0 {
+			wait = max(wait, min(time.Second<<failures, time.Minute))
+		}
+		timer := time.NewTimer(max(wait, 0))
+		select {
+		case <-s.ctx.Done():
+			timer.Stop()
+			return
+		case <-timer.C:
+		}
+		if !ok {
+			continue
+		}
+		if err := p.renew(s, relogin); err != nil {
+			failures = min(failures+1, 6)
+		} else {
+			failures = 0
+		}
+	}
+}
+
+// renew extends the session's token, or replaces it with a new login when
+// relogin is set or the server refuses to renew it. Each is one attempt: the
+// caller tries again later.
+func (p *provider) renew(s *session, relogin bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if at, _, ok := s.renewal(); !ok || time.Until(at) > time.Second {
+		return nil // a login since the caller looked
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, p.callTimeout)
+	defer cancel()
+	if !relogin {
+		token, _ := s.current()
+		res, err := s.api.renewToken(ctx, token)
+		if err == nil {
+			s.setToken(res, false)
+			return nil
+		}
+		if s.ctx.Err() != nil {
+			return err
+		}
+	}
+	p.refreshCredentials(s)
+	return p.loginOnce(ctx, s)
+}
+
+// login authenticates the session, retrying what is worth retrying. Callers
+// hold s.mu or own s.
 func (p *provider) login(ctx context.Context, s *session) error {
-	c := s.creds
-	auth := s.client.Auth()
-	if c.method == authToken {
-		auth.SetAccessToken(c.token.Reveal())
-		s.generation++
+	if s.creds.method == authToken {
+		s.setToken(loginResult{AccessToken: s.creds.token.Reveal()}, true)
 		return nil
 	}
+	res, err := call(ctx, p, func(ctx context.Context) (loginResult, error) {
+		return p.machineLogin(ctx, s)
+	})
+	return p.loggedIn(s, res, err)
+}
+
+// loginOnce is login with a single attempt.
+func (p *provider) loginOnce(ctx context.Context, s *session) error {
+	res, err := p.machineLogin(ctx, s)
+	return p.loggedIn(s, res, err)
+}
+
+func (p *provider) machineLogin(ctx context.Context, s *session) (loginResult, error) {
+	c := s.creds
 	org := p.auth.OrganizationSlug
 	if org == "" {
 		org = p.env.Getenv("INFISICAL_AUTH_ORGANIZATION_SLUG")
 	}
-	if org != "" {
-		auth = auth.WithOrganizationSlug(org)
+	if c.method == authKubernetes {
+		return s.api.kubernetesAuthLogin(ctx, c.identityID, c.jwt.Reveal(), org)
 	}
-	cred, err := call(ctx, p, func() (sdk.MachineIdentityCredential, error) {
-		if c.method == authKubernetes {
-			return auth.KubernetesRawServiceAccountTokenLogin(c.identityID, c.jwt.Reveal())
-		}
-		return auth.UniversalAuthLogin(c.clientID, c.clientSecret.Reveal())
-	})
+	return s.api.universalAuthLogin(ctx, c.clientID, c.clientSecret.Reveal(), org)
+}
+
+// loggedIn keeps the token of a successful login, or describes the failure
+// with the identity and where its credentials came from.
+func (p *provider) loggedIn(s *session, res loginResult, err error) error {
+	c := s.creds
+	if err == nil && res.AccessToken == "" {
+		err = &requestError{err: errEmptyToken, cause: errEmptyToken.Error()}
+	}
 	if err != nil {
 		what := "machine identity " + c.clientID
 		if c.method == authKubernetes {
@@ -200,11 +333,24 @@ func (p *provider) login(ctx context.Context, s *session) error {
 		}
 		return fmt.Errorf("infisical %q: log in to %s as %s (credentials from %s): %w", p.name, p.siteURL, what, c.origin, describe(err))
 	}
-	if cred.ExpiresIn > 0 && cred.ExpiresIn < 60 {
-		p.env.Warn("infisical %q: access tokens from %s live only %ds; renewing them that often may hit rate limits", p.name, p.siteURL, cred.ExpiresIn)
+	if res.ExpiresIn > 0 && res.ExpiresIn < 60 {
+		p.warnShortTTL.Do(func() {
+			p.env.Warn("infisical %q: access tokens from %s live only %ds; renewing them that often may hit rate limits", p.name, p.siteURL, res.ExpiresIn)
+		})
 	}
-	s.generation++
+	s.setToken(res, true)
 	return nil
+}
+
+// refreshCredentials rereads Kubernetes credentials before a new login: the
+// kubelet rotates projected service account tokens, so the one on disk now
+// is the one to present, not the one read at start. Callers hold s.mu.
+func (p *provider) refreshCredentials(s *session) {
+	if s.creds.method == authKubernetes {
+		if c, err := p.credentials(); err == nil {
+			s.creds = c
+		}
+	}
 }
 
 // relogin logs in again after the server refused the session's token,
@@ -216,29 +362,23 @@ func (p *provider) relogin(ctx context.Context, s *session, generation int) erro
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.generation != generation {
+	if _, g := s.current(); g != generation {
 		return nil
 	}
-	if s.creds.method == authKubernetes {
-		// The kubelet rotates projected service account tokens: log in
-		// with the one on disk now, not the one read at start.
-		if c, err := p.credentials(); err == nil {
-			s.creds = c
-		}
-	}
+	p.refreshCredentials(s)
 	return p.login(ctx, s)
 }
 
-var errNoRelogin = errors.New("a static access token cannot be renewed")
+var (
+	errNoRelogin  = errors.New("a static access token cannot be renewed")
+	errEmptyToken = errors.New("the login answer holds no access token")
+)
 
-// withSession runs f with the session, logging in once more if the server
-// refuses the token: it may have expired or been revoked ahead of the
-// SDK's schedule.
-func withSession[T any](ctx context.Context, p *provider, s *session, f func() (T, error)) (T, error) {
-	s.mu.Lock()
-	generation := s.generation
-	s.mu.Unlock()
-	v, err := f()
+// withSession runs f with the session's token, logging in once more if the
+// server refuses it: it may have expired or been revoked ahead of its TTL.
+func withSession[T any](ctx context.Context, p *provider, s *session, f func(token string) (T, error)) (T, error) {
+	token, generation := s.current()
+	v, err := f(token)
 	if err == nil || !errors.Is(describe(err), providers.ErrAuth) {
 		return v, err
 	}
@@ -249,7 +389,8 @@ func withSession[T any](ctx context.Context, p *provider, s *session, f func() (
 		var zero T
 		return zero, &reloginError{err: rerr}
 	}
-	return f()
+	token, _ = s.current()
+	return f(token)
 }
 
 // reloginError is a failed login after a refused token; it is already

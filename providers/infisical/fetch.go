@@ -2,6 +2,8 @@ package infisical
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -11,9 +13,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	sdk "github.com/infisical/go-sdk"
-	"github.com/infisical/go-sdk/packages/models"
 
 	"github.com/secretrun/secretrun/providers"
 )
@@ -39,37 +38,21 @@ func (r retryPolicy) delay(attempt int) time.Duration {
 
 var errTimeout = errors.New("no answer in time")
 
-// call runs one SDK request with retries. The SDK's methods take no context,
-// so each attempt runs in a goroutine that call abandons when ctx ends or the
-// attempt times out; the request then finishes in the background and its
-// result is dropped.
-func call[T any](ctx context.Context, p *provider, f func() (T, error)) (T, error) {
+// call runs one request with retries, each attempt bounded by callTimeout.
+func call[T any](ctx context.Context, p *provider, f func(ctx context.Context) (T, error)) (T, error) {
 	var zero T
 	for attempt := 0; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return zero, err
 		}
-		type result struct {
-			v   T
-			err error
+		actx, cancel := context.WithTimeout(ctx, p.callTimeout)
+		v, err := f(actx)
+		cancel()
+		if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+			err = errTimeout
 		}
-		done := make(chan result, 1)
-		go func() {
-			v, err := f()
-			done <- result{v, err}
-		}()
-		timer := time.NewTimer(p.callTimeout)
-		var r result
-		select {
-		case r = <-done:
-		case <-ctx.Done():
-			r.err = ctx.Err()
-		case <-timer.C:
-			r.err = errTimeout
-		}
-		timer.Stop()
-		if r.err == nil || !retryable(r.err) || attempt+1 >= p.retry.attempts {
-			return r.v, r.err
+		if err == nil || !retryable(err) || attempt+1 >= p.retry.attempts {
+			return v, err
 		}
 		wait := time.NewTimer(p.retry.delay(attempt))
 		select {
@@ -82,27 +65,35 @@ func call[T any](ctx context.Context, p *provider, f func() (T, error)) (T, erro
 }
 
 func retryable(err error) bool {
-	var api *sdk.APIError
+	var api *apiError
 	if errors.As(err, &api) {
-		switch api.StatusCode {
+		switch api.status {
 		case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
 			return true
 		}
 		return false
 	}
 	// A certificate that does not verify will not verify on a second try.
-	var req *sdk.RequestError
+	var req *requestError
 	if errors.As(err, &req) {
-		return !strings.Contains(req.Error(), "certificate")
+		return !badCertificate(err)
 	}
 	return errors.Is(err, errTimeout)
 }
 
-// describe turns an SDK error into one that wraps the matching sentinel and
-// says what the server said, without the request URL.
+func badCertificate(err error) bool {
+	var verify *tls.CertificateVerificationError
+	var authority x509.UnknownAuthorityError
+	var host x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	return errors.As(err, &verify) || errors.As(err, &authority) || errors.As(err, &host) || errors.As(err, &invalid)
+}
+
+// describe turns a request's error into one that wraps the matching sentinel
+// and says what the server said.
 func describe(err error) error {
-	var api *sdk.APIError
-	var req *sdk.RequestError
+	var api *apiError
+	var req *requestError
 	var relogin *reloginError
 	switch {
 	case errors.As(err, &relogin), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
@@ -110,45 +101,29 @@ func describe(err error) error {
 	case errors.Is(err, errTimeout):
 		return fmt.Errorf("%w: no answer in time", providers.ErrUnavailable)
 	case errors.As(err, &req):
-		return fmt.Errorf("%w: %s", providers.ErrUnavailable, requestCause(req))
+		return fmt.Errorf("%w: %s", providers.ErrUnavailable, req.cause)
 	case !errors.As(err, &api):
 		return err
 	}
-	detail := "HTTP " + strconv.Itoa(api.StatusCode)
-	if api.ErrorMessage != "" {
-		detail += ": " + api.ErrorMessage
-	}
+	detail := api.Error()
 	switch {
-	case api.StatusCode == http.StatusUnauthorized:
+	case api.status == http.StatusUnauthorized:
 		return fmt.Errorf("%w (%s)", providers.ErrAuth, detail)
 	// Infisical answers 403 both for a token it cannot accept (expired,
-	// malformed: error "TokenError") and for a lack of permission; the SDK
-	// keeps only the message, which names the token in the first case.
-	case api.StatusCode == http.StatusForbidden && strings.Contains(strings.ToLower(api.ErrorMessage), "token"):
+	// malformed: error "TokenError", whose message names the token) and for
+	// a lack of permission.
+	case api.status == http.StatusForbidden && (api.name == "TokenError" || strings.Contains(strings.ToLower(api.message), "token")):
 		return fmt.Errorf("%w (%s)", providers.ErrAuth, detail)
-	case api.StatusCode == http.StatusForbidden:
+	case api.status == http.StatusForbidden:
 		return fmt.Errorf("%w (%s); check that the machine identity is a member of the project with read access here", providers.ErrDenied, detail)
-	case api.StatusCode == http.StatusNotFound:
+	case api.status == http.StatusNotFound:
 		return fmt.Errorf("%w (%s)", providers.ErrNotFound, detail)
-	case api.StatusCode == http.StatusTooManyRequests:
+	case api.status == http.StatusTooManyRequests:
 		return fmt.Errorf("%w: rate limited, and still after retrying with backoff (%s)", providers.ErrUnavailable, detail)
-	case api.StatusCode >= 500:
+	case api.status >= 500:
 		return fmt.Errorf("%w (%s)", providers.ErrUnavailable, detail)
 	}
 	return fmt.Errorf("request rejected (%s)", detail)
-}
-
-// requestCause extracts the network error from the SDK's message, which
-// also holds the whole request URL.
-func requestCause(err *sdk.RequestError) string {
-	msg := err.Error()
-	if i := strings.Index(msg, "[err="); i >= 0 {
-		msg = strings.TrimSuffix(msg[i+len("[err="):], "]")
-	}
-	if i := strings.LastIndex(msg, ": "); i >= 0 {
-		msg = msg[i+2:]
-	}
-	return msg
 }
 
 // fatal reports whether err concerns the whole backend rather than one
@@ -169,46 +144,35 @@ func (p *provider) fail(op, path, env string, err error) error {
 
 // listResult is the outcome of one list request.
 type listResult struct {
-	secrets []sdk.Secret
+	secrets []rawSecret
 	etag    string
 	err     error
 }
 
 // getResult is the outcome of one single-secret request.
 type getResult struct {
-	secret sdk.Secret
+	secret rawSecret
 	err    error
-}
-
-func (p *provider) listOptions(q query) sdk.ListSecretsOptions {
-	return sdk.ListSecretsOptions{
-		ProjectID:              p.projectID,
-		ProjectSlug:            p.projectSlug,
-		Environment:            q.env,
-		SecretPath:             q.path,
-		Recursive:              q.recursive,
-		IncludeImports:         q.imports,
-		ExpandSecretReferences: q.expand,
-	}
 }
 
 // list reads a folder. An empty answer is checked: Infisical lists a folder
 // or environment that does not exist as empty, and a source that yields
 // nothing is almost always a mistake in path or environment.
 func (p *provider) list(ctx context.Context, s *session, q query) listResult {
-	res, err := withSession(ctx, p, s, func() (sdk.ListSecretsResult, error) {
-		return call(ctx, p, func() (sdk.ListSecretsResult, error) {
-			return s.client.Secrets().ListSecrets(p.listOptions(q))
+	res, err := withSession(ctx, p, s, func(token string) (listResult, error) {
+		return call(ctx, p, func(ctx context.Context) (listResult, error) {
+			secrets, etag, err := s.api.listSecrets(ctx, token, p.projectQuery(), q, "")
+			return listResult{secrets: secrets, etag: etag}, err
 		})
 	})
 	if err != nil {
 		return listResult{err: p.fail("list", q.path, q.env, describe(err))}
 	}
-	p.setETag(q, res.ETag)
-	if len(res.Secrets) == 0 {
+	p.setETag(q, res.etag)
+	if len(res.secrets) == 0 {
 		return listResult{err: p.fail("list", q.path, q.env, p.diagnoseEmpty(ctx, s, q))}
 	}
-	return listResult{secrets: res.Secrets, etag: res.ETag}
+	return res
 }
 
 // diagnoseEmpty says why a list came back empty, asking for the folders of
@@ -226,9 +190,9 @@ func (p *provider) diagnoseEmpty(ctx context.Context, s *session, q query) error
 			parent = "/"
 		}
 	}
-	folders, err := withSession(ctx, p, s, func() ([]models.Folder, error) {
-		return call(ctx, p, func() ([]models.Folder, error) {
-			return s.client.Folders().List(sdk.ListFoldersOptions{ProjectID: p.projectID, Environment: q.env, Path: parent})
+	folders, err := withSession(ctx, p, s, func(token string) ([]string, error) {
+		return call(ctx, p, func(ctx context.Context) ([]string, error) {
+			return s.api.listFolders(ctx, token, p.projectID, q.env, parent)
 		})
 	})
 	switch {
@@ -237,7 +201,7 @@ func (p *provider) diagnoseEmpty(ctx context.Context, s *session, q query) error
 	case err != nil:
 		return describe(err)
 	}
-	if name != "" && !slices.ContainsFunc(folders, func(f models.Folder) bool { return f.Name == name }) {
+	if name != "" && !slices.Contains(folders, name) {
 		return fmt.Errorf("folder %s does not exist: %w", q.path, providers.ErrNotFound)
 	}
 	if q.imports {
@@ -247,19 +211,9 @@ func (p *provider) diagnoseEmpty(ctx context.Context, s *session, q query) error
 }
 
 func (p *provider) get(ctx context.Context, s *session, r *ref) getResult {
-	sec, err := withSession(ctx, p, s, func() (sdk.Secret, error) {
-		return call(ctx, p, func() (sdk.Secret, error) {
-			return s.client.Secrets().Retrieve(sdk.RetrieveSecretOptions{
-				SecretKey:              r.secret,
-				ProjectID:              p.projectID,
-				ProjectSlug:            p.projectSlug,
-				Environment:            r.env,
-				SecretPath:             r.path,
-				Type:                   "shared",
-				IncludeImports:         r.imports,
-				ExpandSecretReferences: r.expand,
-				Version:                r.version,
-			})
+	sec, err := withSession(ctx, p, s, func(token string) (rawSecret, error) {
+		return call(ctx, p, func(ctx context.Context) (rawSecret, error) {
+			return s.api.retrieveSecret(ctx, token, p.projectQuery(), r)
 		})
 	})
 	if err != nil {
@@ -344,7 +298,7 @@ func (p *provider) Fetch(ctx context.Context, sources []*providers.Source) ([]pr
 		}
 		fields := map[string]providers.Field{}
 		for _, sec := range l.secrets {
-			if len(r.tags) > 0 && !slices.ContainsFunc(sec.Tags, func(t models.SecretTag) bool { return slices.Contains(r.tags, t.Slug) }) {
+			if len(r.tags) > 0 && !sec.hasAnyTag(r.tags) {
 				continue
 			}
 			fields[sec.SecretKey] = providers.Field{Value: providers.NewSecret(sec.SecretValue)}
@@ -466,20 +420,18 @@ func probeQuery(r *ref) query {
 // probe sends one conditional list request.
 func (p *provider) probe(ctx context.Context, s *session, q query) (string, error) {
 	previous := p.etag(q)
-	res, err := withSession(ctx, p, s, func() (sdk.ListSecretsResult, error) {
-		return call(ctx, p, func() (sdk.ListSecretsResult, error) {
-			opts := p.listOptions(q)
-			opts.IfNoneMatch = previous
-			return s.client.Secrets().ListSecrets(opts)
+	etag, err := withSession(ctx, p, s, func(token string) (string, error) {
+		return call(ctx, p, func(ctx context.Context) (string, error) {
+			_, etag, err := s.api.listSecrets(ctx, token, p.projectQuery(), q, previous)
+			return etag, err
 		})
 	})
-	var notModified *sdk.NotModifiedError
 	switch {
-	case errors.As(err, &notModified):
+	case errors.Is(err, errNotModified):
 		return previous, nil
 	case err != nil:
 		return "", p.fail("check", q.path, q.env, describe(err))
 	}
-	p.setETag(q, res.ETag)
-	return res.ETag, nil
+	p.setETag(q, etag)
+	return etag, nil
 }

@@ -1,11 +1,14 @@
 // Package infisical reads secrets from Infisical, cloud or self-hosted,
-// through github.com/infisical/go-sdk.
+// through its documented REST API.
 //
 // A provider instance names a site and a project; each source names an
 // environment and a folder path (or one secret in it). The provider logs in
 // once per run with a machine identity (universal auth or Kubernetes auth) or
-// uses an access token, lets the SDK renew the token during long watch runs,
-// and reports changes cheaply through the list endpoint's ETag.
+// uses an access token, renews the token during long watch runs, and reports
+// changes cheaply through the list endpoint's ETag. It calls the API with
+// net/http rather than Infisical's Go SDK, whose client package links gRPC,
+// OpenTelemetry and the GCP and OCI SDKs for auth methods secretrun does not
+// offer: that cost milliseconds of package initialisation on every start.
 package infisical
 
 import (
@@ -126,14 +129,19 @@ type provider struct {
 
 	// retry governs the retries of rate-limited and failed requests.
 	retry retryPolicy
-	// callTimeout bounds one request: the SDK takes no context, so a request
-	// to a server that never answers would otherwise never end.
+	// callTimeout bounds one attempt of a request, so that a server that
+	// never answers costs a retry, not the whole run.
 	callTimeout time.Duration
 	// parallel bounds the requests in flight during one Fetch.
 	parallel int
 
 	mu sync.Mutex
 	s  *session
+
+	clientMu sync.Mutex
+	api      *client
+
+	warnShortTTL sync.Once
 
 	etagMu sync.Mutex
 	etags  map[query]string
@@ -261,13 +269,13 @@ func (p *provider) ParseSource(src *providers.Source, opts providers.Options) (p
 	return r, nil
 }
 
-// Close stops the SDK's token renewal.
+// Close stops the token renewal and closes idle connections.
 func (p *provider) Close(ctx context.Context) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.s != nil {
-		p.s.close()
-		p.s = nil
+	p.dropSession()
+	p.clientMu.Lock()
+	defer p.clientMu.Unlock()
+	if p.api != nil {
+		p.api.close()
 	}
 	return nil
 }

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -731,6 +733,58 @@ func TestRequestCounts(t *testing.T) {
 		t.Logf("requests: %d total, by endpoint %v", b.Stats().Requests, b.Counts())
 		if n := b.Stats().Requests; n != 6 {
 			t.Errorf("%d requests, want 6 (login, 5 lists)", n)
+		}
+	})
+}
+
+// TestOneConnectionFromLoginToPolls checks that the login, the fetch and the
+// watch polls after it share one kept-alive connection: behind latency every
+// new connection costs a TCP round trip, and over TLS a handshake too.
+func TestOneConnectionFromLoginToPolls(t *testing.T) {
+	b := newBackend(t)
+	b.SetSecret(projectID, "prod", "/api", "K", "v")
+	run := func(t *testing.T, p *provider) {
+		t.Helper()
+		src := source(t, p, "environment: prod\npath: /api")
+		if _, err := p.Fetch(context.Background(), []*providers.Source{src}); err != nil {
+			t.Fatal(err)
+		}
+		for range 3 {
+			if _, err := p.Versions(context.Background(), []*providers.Source{src}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+
+	t.Run("http", func(t *testing.T) {
+		run(t, newProvider(t, b.URL, ""))
+		if n := b.Stats().Connections; n != 1 {
+			t.Errorf("a login, a list and 3 polls opened %d connections, want 1", n)
+		}
+	})
+
+	t.Run("https", func(t *testing.T) {
+		tlsServer := httptest.NewUnstartedServer(b.Handler())
+		var mu sync.Mutex
+		handshakes := 0
+		tlsServer.Config.ConnState = func(_ net.Conn, state http.ConnState) {
+			if state == http.StateNew {
+				mu.Lock()
+				handshakes++
+				mu.Unlock()
+			}
+		}
+		tlsServer.StartTLS()
+		t.Cleanup(tlsServer.Close)
+		caFile := filepath.Join(t.TempDir(), "ca.pem")
+		if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: tlsServer.Certificate().Raw}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		run(t, newProvider(t, tlsServer.URL, "ca_cert_file: "+caFile+"\n"))
+		mu.Lock()
+		defer mu.Unlock()
+		if handshakes != 1 {
+			t.Errorf("a login, a list and 3 polls over TLS opened %d connections, want 1", handshakes)
 		}
 	})
 }

@@ -34,14 +34,14 @@ func (p *provider) Login(ctx context.Context, pr providers.Prompter) error {
 		return fmt.Errorf("infisical %q: the client secret is empty", p.name)
 	}
 
-	client, cancel, err := p.newClient(false)
+	api, err := p.client()
 	if err != nil {
 		return err
 	}
-	defer cancel()
-	s := &session{client: client, cancel: cancel, creds: credentials{
+	s := newSession(api, credentials{
 		method: authUniversal, clientID: id, clientSecret: secret, origin: "the values entered",
-	}}
+	})
+	defer s.close()
 	if err := p.login(ctx, s); err != nil {
 		return err
 	}

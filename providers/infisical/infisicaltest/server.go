@@ -1,11 +1,13 @@
 // Package infisicaltest is an in-memory Infisical server for tests. It
-// implements the endpoints that github.com/infisical/go-sdk calls, as
-// Infisical's public API reference and server code describe them: machine
-// identity logins and token renewal, listing and reading secrets with
-// folders, imports, recursion, tags and `${...}` reference expansion, ETags,
-// and the error bodies and status codes of the real server. No real Infisical
-// server can run where these tests run; this one is strict instead, so a
-// provider that sends what Infisical would reject fails here too.
+// implements the REST endpoints the infisical provider calls, as Infisical's
+// public API reference and server code describe them: machine identity
+// logins and token renewal, listing and reading secrets with folders,
+// imports, recursion, tags and `${...}` reference expansion, ETags, and the
+// error bodies and status codes of the real server. No real Infisical server
+// can run where these tests run; this one is strict instead, so a provider
+// that sends what Infisical would reject (a body without a JSON content type,
+// a missing field, a flag other than true or false, a bad path) fails here
+// too.
 package infisicaltest
 
 import (
@@ -16,6 +18,7 @@ import (
 	"fmt"
 	"maps"
 	"mime"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -73,6 +76,10 @@ type Stats struct {
 	ListBodyBytes int
 	// RateLimited counts requests answered 429.
 	RateLimited int
+	// Connections counts the TCP connections clients opened: a client that
+	// keeps its connection alive opens one for a login and the requests
+	// after it.
+	Connections int
 }
 
 // Identity is a machine identity with its universal auth (or Kubernetes
@@ -138,7 +145,15 @@ func New(t testing.TB) *Server {
 		tokens:     map[string]*token{},
 		counts:     map[string]int{},
 	}
-	s.httpServer = httptest.NewServer(s)
+	s.httpServer = httptest.NewUnstartedServer(s)
+	s.httpServer.Config.ConnState = func(_ net.Conn, state http.ConnState) {
+		if state == http.StateNew {
+			s.mu.Lock()
+			s.stats.Connections++
+			s.mu.Unlock()
+		}
+	}
+	s.httpServer.Start()
 	s.URL = s.httpServer.URL
 	t.Cleanup(s.httpServer.Close)
 	return s
@@ -730,9 +745,8 @@ func (s *Server) folderSecrets(p *project, env, path string, f *folder, expand b
 //   - expandSecretReferences=true replaces ${KEY} and ${env.a.b.KEY}
 //     references (see expand);
 //   - the response carries an ETag, and a request whose If-None-Match names
-//     the current one is answered 304 without a body, as go-sdk's
-//     ListSecrets (IfNoneMatch, NotModifiedError) expects and RFC 9110
-//     §13.1.2 defines.
+//     the current one is answered 304 without a body, as RFC 9110 §13.1.2
+//     defines and the provider's watch polls rely on.
 func (s *Server) listSecrets(w http.ResponseWriter, r *http.Request) {
 	id := s.authenticate(w, r)
 	if id == nil {
