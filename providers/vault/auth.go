@@ -19,6 +19,7 @@ import (
 	"github.com/hashicorp/vault/api"
 
 	"github.com/secretrun/secretrun/providers"
+	"github.com/secretrun/secretrun/providers/internal/logincache"
 )
 
 // defaultK8sTokenFile is where Kubernetes mounts a pod's service-account
@@ -40,6 +41,9 @@ type authSettings struct {
 	Audience     string `yaml:"audience"`
 	TokenFile    string `yaml:"token_file"`
 	Username     string `yaml:"username"`
+	// Cache is `keyring` to keep the login's token for later runs; see
+	// cachedLogin.
+	Cache string `yaml:"cache"`
 }
 
 // methodKeys lists, per method, the keys it understands besides method and
@@ -85,7 +89,13 @@ func (a *authSettings) validate() error {
 			return fmt.Errorf("%s does not apply to method %s", key, m)
 		}
 	}
+	cache, err := logincache.Enabled(a.Cache)
+	if err != nil {
+		return fmt.Errorf("%w (keyring keeps the login's token in the OS keyring between runs)", err)
+	}
 	switch {
+	case cache && !a.selfLogin():
+		return fmt.Errorf("cache applies to methods approle, jwt and kubernetes, which log in on every run; method %s does not", m)
 	case m == "token" && a.Mount != "":
 		return errors.New("mount does not apply to method token")
 	case m == "approle" && a.SecretID != "" && a.SecretIDFile != "":
@@ -107,6 +117,12 @@ func (a *authSettings) required() error {
 		return errors.New("method kubernetes needs role")
 	}
 	return nil
+}
+
+// cached reports whether the login's token is kept in the keyring.
+func (a *authSettings) cached() bool {
+	on, _ := logincache.Enabled(a.Cache)
+	return on
 }
 
 // selfLogin reports whether the method logs in by itself on every run
@@ -144,6 +160,15 @@ type tokenState struct {
 	policies []string
 	// warned stops a warning about an unrenewable token from repeating.
 	warned bool
+	// cache is set when the token is kept in the keyring for later runs
+	// (`cache: keyring`). Such a token is never revoked: other runs may
+	// be using it, and it is there to outlive this one.
+	cache *logincache.Cache
+	// fromCache marks a token an earlier run logged in for. Whether Vault
+	// still accepts it is learnt from the first request; see Fetch.
+	fromCache bool
+	// rejected is set once Vault has said that the token is not valid.
+	rejected bool
 }
 
 // loginFlight is one login under way. Whoever needs its token waits for it
@@ -254,7 +279,7 @@ func (p *provider) runLogin(ctx context.Context, f *loginFlight) {
 func (p *provider) installTokenLocked(tok *tokenState) {
 	p.lastGen++
 	tok.gen = p.lastGen
-	if old := p.tok; old != nil && old.ours {
+	if old := p.tok; old != nil && old.ours && old.cache == nil {
 		p.oldTokens = append(p.oldTokens, old.token)
 	}
 	p.tok = tok
@@ -321,53 +346,108 @@ func (p *provider) obtainToken(ctx context.Context) (*tokenState, error) {
 	return nil, fmt.Errorf("vault %q: %w: no token: set VAULT_TOKEN, run `vault login`, run `secretrun login %s`, or configure auth: (approle, jwt, kubernetes)", p.name, providers.ErrAuth, p.name)
 }
 
-// machineLogin logs in with approle, jwt or kubernetes.
+// machineLogin logs in with approle, jwt or kubernetes, or takes the token
+// an earlier run kept in the keyring for the same credential.
 func (p *provider) machineLogin(ctx context.Context) (*tokenState, error) {
-	m := p.auth.method()
-	op := "login with " + m + " at auth/" + p.auth.mount()
+	op := "login with " + p.auth.method() + " at auth/" + p.auth.mount()
 	if err := p.auth.required(); err != nil {
 		return nil, fmt.Errorf("vault %q: %s: %w: %w", p.name, op, providers.ErrAuth, err)
 	}
-	var body map[string]any
-	switch m {
+	cred, err := p.loginCredential()
+	if err != nil {
+		return nil, fmt.Errorf("vault %q: %s: %w", p.name, op, err)
+	}
+	var cache *logincache.Cache
+	if p.auth.cached() {
+		cache = logincache.New(p.env.Keyring, p.cacheIdentity(), cred.digest)
+		if t, ok := cache.Load(p.now()); ok && !t.Value.Equal(p.distrusted()) {
+			return p.tokenFromCache(op, t, cache), nil
+		}
+	}
+	if cred.fetch != nil {
+		jwt, err := cred.fetch(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("vault %q: %s: %w", p.name, op, err)
+		}
+		cred.body["jwt"] = jwt
+	}
+	secret, err := p.loginRequest(ctx, "auth/"+p.auth.mount()+"/login", cred.body)
+	if err != nil {
+		return nil, p.loginError(ctx, op, err)
+	}
+	tok, err := p.tokenFromLogin(op, secret)
+	if err != nil {
+		return nil, err
+	}
+	if cache != nil {
+		p.keep(cache, tok)
+	}
+	return tok, nil
+}
+
+// credential is what a machine login sends, read before any request.
+type credential struct {
+	body map[string]any
+	// digest stands for the credential in the login cache.
+	digest string
+	// fetch, when set, obtains the JWT over the network; it runs only when
+	// no cached token will do.
+	fetch func(context.Context) (string, error)
+}
+
+// loginCredential reads the secret id, JWT or service-account token from
+// the config, files or the environment. It sends nothing.
+func (p *provider) loginCredential() (credential, error) {
+	switch p.auth.method() {
 	case "approle":
-		body = map[string]any{"role_id": p.auth.RoleID}
+		body := map[string]any{"role_id": p.auth.RoleID}
 		secretID := p.auth.SecretID
 		if p.auth.SecretIDFile != "" {
 			b, err := os.ReadFile(p.auth.SecretIDFile)
 			if err != nil {
-				return nil, fmt.Errorf("vault %q: %s: %w: secret_id_file: %w", p.name, op, providers.ErrAuth, err)
+				return credential{}, fmt.Errorf("%w: secret_id_file: %w", providers.ErrAuth, err)
 			}
 			secretID = strings.TrimSpace(string(b))
 		}
 		if secretID != "" {
 			body["secret_id"] = secretID
 		}
+		return credential{body: body, digest: logincache.Digest("secret_id", secretID)}, nil
 	case "jwt":
-		jwt, err := p.jwtForLogin(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("vault %q: %s: %w", p.name, op, err)
-		}
-		body = map[string]any{"jwt": jwt}
+		body := map[string]any{}
 		if p.auth.Role != "" {
 			body["role"] = p.auth.Role
 		}
-	case "kubernetes":
+		jwt, given, err := p.configuredJWT()
+		if err != nil {
+			return credential{}, err
+		}
+		if given {
+			body["jwt"] = jwt
+			return credential{body: body, digest: logincache.Digest("jwt", jwt)}, nil
+		}
+		reqURL := p.env.Getenv("ACTIONS_ID_TOKEN_REQUEST_URL")
+		reqToken := p.env.Getenv("ACTIONS_ID_TOKEN_REQUEST_TOKEN")
+		if reqURL == "" || reqToken == "" {
+			return credential{}, fmt.Errorf("%w: no JWT: set jwt or jwt_file, or run in GitHub Actions with `permissions: id-token: write`", providers.ErrAuth)
+		}
+		// The request token stands for the JWTs GitHub would give for it:
+		// one job's.
+		return credential{body: body, digest: logincache.Digest("github-oidc", reqURL, reqToken), fetch: func(ctx context.Context) (string, error) {
+			return p.githubOIDCToken(ctx, reqURL, reqToken)
+		}}, nil
+	default: // kubernetes
 		file := p.auth.TokenFile
 		if file == "" {
 			file = defaultK8sTokenFile
 		}
 		b, err := os.ReadFile(file)
 		if err != nil {
-			return nil, fmt.Errorf("vault %q: %s: %w: service-account token: %w", p.name, op, providers.ErrAuth, err)
+			return credential{}, fmt.Errorf("%w: service-account token: %w", providers.ErrAuth, err)
 		}
-		body = map[string]any{"role": p.auth.Role, "jwt": strings.TrimSpace(string(b))}
+		jwt := strings.TrimSpace(string(b))
+		return credential{body: map[string]any{"role": p.auth.Role, "jwt": jwt}, digest: logincache.Digest("jwt", jwt)}, nil
 	}
-	secret, err := p.loginRequest(ctx, "auth/"+p.auth.mount()+"/login", body)
-	if err != nil {
-		return nil, p.loginError(ctx, op, err)
-	}
-	return p.tokenFromLogin(op, secret)
 }
 
 // loginRequest sends a login without any token: a stale token must not
@@ -416,25 +496,20 @@ func (p *provider) tokenFromLogin(op string, secret *api.Secret) (*tokenState, e
 	return t, nil
 }
 
-// jwtForLogin returns the JWT to log in with: from the config, a file, or
-// GitHub Actions' OIDC token service.
-func (p *provider) jwtForLogin(ctx context.Context) (string, error) {
+// configuredJWT returns the JWT given in the config or in jwt_file; given
+// is false when neither is set and GitHub Actions is to be asked.
+func (p *provider) configuredJWT() (jwt string, given bool, err error) {
 	switch {
 	case p.auth.JWT != "":
-		return p.auth.JWT, nil
+		return p.auth.JWT, true, nil
 	case p.auth.JWTFile != "":
 		b, err := os.ReadFile(p.auth.JWTFile)
 		if err != nil {
-			return "", fmt.Errorf("%w: jwt_file: %w", providers.ErrAuth, err)
+			return "", true, fmt.Errorf("%w: jwt_file: %w", providers.ErrAuth, err)
 		}
-		return strings.TrimSpace(string(b)), nil
+		return strings.TrimSpace(string(b)), true, nil
 	}
-	reqURL := p.env.Getenv("ACTIONS_ID_TOKEN_REQUEST_URL")
-	reqToken := p.env.Getenv("ACTIONS_ID_TOKEN_REQUEST_TOKEN")
-	if reqURL == "" || reqToken == "" {
-		return "", fmt.Errorf("%w: no JWT: set jwt or jwt_file, or run in GitHub Actions with `permissions: id-token: write`", providers.ErrAuth)
-	}
-	return p.githubOIDCToken(ctx, reqURL, reqToken)
+	return "", false, nil
 }
 
 // githubOIDCToken asks GitHub Actions for an OIDC token, as
@@ -620,11 +695,17 @@ func (p *provider) refreshToken(ctx context.Context) error {
 	}
 	if renewErr == nil && granted > 0 && granted*3 >= t.increment*2 {
 		t.renewAt = now.Add(renewPoint(granted))
+		cache, kept := t.cache, cachedForm(t)
 		p.authMu.Unlock()
+		p.recache(cache, kept)
 		return nil
 	}
 	if t.ours {
+		drop := p.spentLocked(t)
 		p.authMu.Unlock()
+		if drop != nil {
+			drop.Drop(providers.NewSecret(token))
+		}
 		return p.replaceToken(ctx, gen)
 	}
 	t.renewAt = time.Time{}

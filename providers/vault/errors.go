@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/vault/api"
 
 	"github.com/secretrun/secretrun/providers"
+	"github.com/secretrun/secretrun/providers/internal/logincache"
 )
 
 // statusOf returns the HTTP status of a Vault error response, or 0 when the
@@ -158,10 +159,15 @@ func (p *provider) checkToken(ctx context.Context, op string) error {
 		return nil
 	}
 	p.authMu.Lock()
-	if p.tok != nil && p.tok.ours {
-		p.tok.expires = p.now()
+	var drop *logincache.Cache
+	t := p.tok
+	if t != nil && t.ours {
+		drop = p.rejectedLocked(t)
 	}
 	p.authMu.Unlock()
+	if drop != nil {
+		drop.Drop(providers.NewSecret(t.token))
+	}
 	return p.tokenRejected(op)
 }
 

@@ -309,7 +309,8 @@ func (p *provider) renewal() providers.Renewal {
 // Close revokes the leases read during the run and the tokens obtained by
 // logging in, unless revoke_on_exit is false. Revoking a token revokes the
 // leases created with it, which covers a token whose policies do not allow
-// revoking single leases. A token the user gave is not revoked. Close sends
+// revoking single leases. A token the user gave is not revoked, nor one
+// kept in the keyring for later runs (cache: keyring). Close sends
 // nothing when nothing was fetched, and a second call has nothing left to
 // give back.
 func (p *provider) Close(ctx context.Context) error {
@@ -366,9 +367,10 @@ func (p *provider) Close(ctx context.Context) error {
 			case err == nil, statusOf(err) == 400:
 				// 400: the lease is already gone.
 				return
-			case statusOf(err) == 403 && tok.ours:
+			case statusOf(err) == 403 && tok.ours && tok.cache == nil:
 				// A token of ours is revoked below with all its
-				// leases, whatever its policies allow here.
+				// leases, whatever its policies allow here; a cached
+				// one is not.
 				return
 			}
 			fail(fmt.Errorf("%w; it expires by itself at %s", p.describe(ctx, "revoke the lease of "+h.path, err), h.expires.Format(time.RFC3339)))
@@ -376,7 +378,7 @@ func (p *provider) Close(ctx context.Context) error {
 	}
 	wg.Wait()
 
-	if tok.ours {
+	if tok.ours && tok.cache == nil {
 		if err := revokeSelf(ctx, c); err != nil {
 			fail(p.describe(ctx, "revoke the token from "+tok.origin, err))
 		}

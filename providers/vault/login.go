@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/secretrun/secretrun/providers"
+	"github.com/secretrun/secretrun/providers/internal/logincache"
 )
 
 // Login implements `secretrun login`: it obtains a token (typed in, or from
@@ -89,16 +90,48 @@ func (p *provider) verify(ctx context.Context, token string) error {
 }
 
 // Logout removes the token that Login stored. It does not revoke it: the
-// token may have been created elsewhere and still be in use there.
+// token may have been created elsewhere and still be in use there. With
+// `cache: keyring` it removes the cached login token instead, and revokes
+// it: that one was secretrun's own.
 func (p *provider) Logout(ctx context.Context) error {
 	if p.env.Keyring == nil {
 		return fmt.Errorf("vault %q: logout: no keyring", p.name)
+	}
+	if p.auth.cached() {
+		return p.forgetCached(ctx)
 	}
 	if err := p.env.Keyring.Delete(KeyringService, p.conn.address); err != nil {
 		if errors.Is(err, providers.ErrNotFound) {
 			return fmt.Errorf("vault %q: logout: no token stored for %s: %w", p.name, p.conn.address, providers.ErrNotFound)
 		}
 		return fmt.Errorf("vault %q: logout: %w", p.name, err)
+	}
+	return nil
+}
+
+// forgetCached removes the cached login token from the keyring and revokes
+// it. One that Vault no longer accepts has nothing left to revoke.
+func (p *provider) forgetCached(ctx context.Context) error {
+	tok, err := logincache.Forget(p.env.Keyring, p.cacheIdentity())
+	switch {
+	case errors.Is(err, providers.ErrNotFound):
+		return fmt.Errorf("vault %q: logout: no login token cached for %s: %w", p.name, p.conn.address, providers.ErrNotFound)
+	case err != nil:
+		return fmt.Errorf("vault %q: logout: %w", p.name, err)
+	case tok.Len() == 0:
+		return nil
+	}
+	c, err := p.newClient(tok.Reveal())
+	if err != nil {
+		return fmt.Errorf("vault %q: logout: %w", p.name, err)
+	}
+	if err := p.acquire(ctx); err != nil {
+		return err
+	}
+	err = revokeSelf(ctx, c)
+	p.release()
+	if err != nil && statusOf(err) != 403 {
+		return p.describe(ctx, "logout: revoke the cached login token", err)
 	}
 	return nil
 }

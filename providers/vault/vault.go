@@ -125,6 +125,10 @@ type provider struct {
 	// oldTokens are tokens this provider obtained by logging in and then
 	// replaced; they are revoked on Close with everything they created.
 	oldTokens []string
+	// distrust is a cached token the run gave up on (Vault rejected it,
+	// or it could not be renewed far enough): should it still be in the
+	// keyring, it is not taken again.
+	distrust providers.Secret
 
 	leaseMu sync.Mutex
 	leases  map[string]*leaseState
