@@ -73,6 +73,7 @@ type report struct {
 	version        *versionResult
 	rotation       *rotationResult
 	faults         *faultResult
+	peers          *peersResult
 	skipped        []skip
 	// referenceName names the scenario the build variants ran.
 	referenceName string
@@ -139,6 +140,12 @@ func (h *harness) runAll(ctx context.Context) (*report, error) {
 			h.logf("faults: %v", err)
 			rep.skipped = append(rep.skipped, skip{"fault recovery", err})
 			rep.faults = nil
+		}
+	}
+	if h.wants(groupPeers) {
+		h.logf("side by side with peers")
+		if rep.peers, err = h.measurePeers(ctx); err != nil {
+			return nil, fmt.Errorf("peers: %w", err)
 		}
 	}
 	rep.machine.loadAfter = loadAverage()

@@ -132,6 +132,7 @@ func (r *report) markdown() string {
 	p("entry points it is made of (`config.Load`, `Plan`, `inject.Run`).\n\n")
 
 	r.targets(p)
+	r.peersSection(p)
 	r.startupTable(p)
 	r.pollTable(p)
 	r.rotationSection(p)
@@ -176,6 +177,7 @@ func (r *report) targets(p func(string, ...any)) {
 		m := r.version.version.median()
 		p("| `secretrun version` < %s | %s | %s |\n", ms(versionTarget), ms(m), met(m < versionTarget))
 	}
+	r.peerTargets(p)
 	p("\n")
 }
 
