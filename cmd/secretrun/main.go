@@ -5,6 +5,10 @@ package main
 import (
 	"context"
 	"os"
+
+	// First of secretrun's packages to initialise: collection is off
+	// while the others do.
+	_ "github.com/secretrun/secretrun/inject/startup"
 )
 
 func main() {

@@ -1,0 +1,58 @@
+// Package startup keeps the garbage collector out of secretrun's start-up.
+//
+// Package initialisation and the first fetch allocate a few megabytes, and
+// with the collector's default target of 4 MB the runtime collects once or
+// twice on the way, ≈ 2 ms of a start that is on the path of every `npm
+// start`. Almost all of it is either kept for the run or garbage that an
+// exec discards with the process. So collection is off from the first
+// package initialisation on (main imports this package before any other of
+// secretrun's), with a memory limit that collects anyway should a large
+// config need it, and back to the runtime's defaults after a second: by
+// then secretrun has exec'd the child or supervises it, and then it gives
+// the start-up garbage back to the system once, before it settles down to
+// wait.
+//
+// A GOGC or GOMEMLIMIT in secretrun's environment is the user's choice and
+// is left alone.
+package startup
+
+import (
+	"math"
+	"os"
+	"runtime/debug"
+	"time"
+)
+
+// heapLimit is how much memory the runtime may use while collection is off
+// before it collects anyway: far above what one start of a normal config
+// takes (≈ 5 MB for one Vault path, ≈ 40 MB for 1000), so that only a huge
+// config is collected during start-up.
+const heapLimit = 64 << 20
+
+// Over is how long after the first package initialisation start-up is
+// taken to be over.
+const Over = time.Second
+
+func init() {
+	if begin(os.Getenv) {
+		time.AfterFunc(Over, end)
+	}
+}
+
+// begin turns collection off, unless the user tuned it, and reports whether
+// it did.
+func begin(getenv func(string) string) bool {
+	if getenv("GOGC") != "" || getenv("GOMEMLIMIT") != "" {
+		return false
+	}
+	debug.SetGCPercent(-1)
+	debug.SetMemoryLimit(heapLimit)
+	return true
+}
+
+// end turns collection back on and returns what start-up left behind.
+func end() {
+	debug.SetGCPercent(100)
+	debug.SetMemoryLimit(math.MaxInt64)
+	debug.FreeOSMemory()
+}
