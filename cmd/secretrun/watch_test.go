@@ -50,6 +50,10 @@ func serverScripts(t *testing.T, dir string) testscript.Params {
 		srv  *mototest.Server
 		err  error
 	}
+	var keyring struct {
+		once sync.Once
+		err  error
+	}
 	t.Cleanup(func() {
 		if moto.srv != nil {
 			moto.srv.Stop()
@@ -68,6 +72,10 @@ func serverScripts(t *testing.T, dir string) testscript.Params {
 			// The process that runs the script's commands: the parent of
 			// a child that secretrun replaced itself with.
 			env.Setenv("SCRIPT_PID", strconv.Itoa(os.Getpid()))
+			// The OS keyring, for scripts that keep login tokens in it.
+			for _, v := range []string{"DBUS_SESSION_BUS_ADDRESS", "XDG_RUNTIME_DIR"} {
+				env.Setenv(v, os.Getenv(v))
+			}
 			env.Values[vaultKey{}] = &scriptVault{}
 			env.Defer(func() { env.Values[vaultKey{}].(*scriptVault).stop() })
 			setupExtras(env)
@@ -83,6 +91,12 @@ func serverScripts(t *testing.T, dir string) testscript.Params {
 					return false, fmt.Errorf("moto is required under CI=true: %v", moto.err)
 				}
 				return moto.err == nil, nil
+			case "keyring":
+				keyring.once.Do(func() { keyring.err = probeKeyring() })
+				if keyring.err != nil && os.Getenv("CI") == "true" {
+					return false, fmt.Errorf("the OS keyring is required under CI=true: %v", keyring.err)
+				}
+				return keyring.err == nil, nil
 			case "postgres":
 				globbed, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
 				if len(globbed) == 0 && os.Getenv("CI") == "true" {
