@@ -98,8 +98,34 @@ func TestSmoke(t *testing.T) {
 			t.Error("no fault recovery figure")
 		}
 	})
+	t.Run("peers", func(t *testing.T) {
+		if rep.peers, err = h.measurePeers(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range rep.peers.skipped {
+			providertest.Need(t, s.what, s.err)
+		}
+		for _, row := range rep.peers.rows {
+			if self := row.results[0]; self.missing != "" || len(self.s) != 1 {
+				t.Errorf("%s: secretrun not measured: %s", row.work, self.missing)
+			}
+			for _, res := range row.results[1:] {
+				// A peer that is installed and claims the backend must
+				// deliver the secrets, or the configs given to it are wrong.
+				if res.failed {
+					t.Errorf("%s, %s: %s", row.work, res.tool, res.missing)
+				}
+				if res.missing == "" && len(res.s) != 1 {
+					t.Errorf("%s, %s: %d timings, want 1", row.work, res.tool, len(res.s))
+				}
+			}
+		}
+		if len(rep.peers.flat) < 2 {
+			t.Errorf("secretrun's memory over polls: %d figures (%s)", len(rep.peers.flat), rep.peers.flatErr)
+		}
+	})
 	md := rep.markdown()
-	for _, want := range []string{"## Targets", "## Masking throughput", "## `secretrun version`"} {
+	for _, want := range []string{"## Targets", "## Masking throughput", "## `secretrun version`", "## Side by side with peers"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("the report lacks %q", want)
 		}

@@ -72,7 +72,9 @@ type peerTool struct {
 	env          []string
 	// missing, when set, is why the tool does not do this work.
 	missing string
-	note    string
+	// failed says the tool was run and did not deliver: missing says how.
+	failed bool
+	note   string
 }
 
 // peerWork is one row of the comparison: the same secrets read by each
@@ -97,6 +99,7 @@ type peerResult struct {
 	tool    string
 	s       sample
 	missing string
+	failed  bool
 	note    string
 }
 
@@ -259,6 +262,7 @@ func (h *harness) verifyPeers(ctx context.Context, w *peerWork) {
 			t.missing = "the child did not get every secret"
 		}
 		if t.missing != "" {
+			t.failed = true
 			h.logf("peers: %s, %s: %s", w.name, t.name, t.missing)
 		}
 	}
@@ -290,7 +294,7 @@ func (h *harness) timePeers(ctx context.Context, works []peerWork, rounds int) [
 	for i, w := range works {
 		rows[i] = peerRow{work: w.name, goal: w.goal, version: w.version}
 		for _, t := range w.tools {
-			rows[i].results = append(rows[i].results, peerResult{tool: t.name, missing: t.missing, note: t.note})
+			rows[i].results = append(rows[i].results, peerResult{tool: t.name, missing: t.missing, failed: t.failed, note: t.note})
 		}
 	}
 	rng := rand.New(rand.NewPCG(17, uint64(time.Now().UnixNano())))
@@ -310,6 +314,7 @@ func (h *harness) timePeers(ctx context.Context, works []peerWork, rounds int) [
 				d, err := timeCommand(ctx, w.tools[ti].argv([]string{"/bin/true"}), w.tools[ti].env)
 				if err != nil {
 					r.missing = "failed while timed: " + firstLine("", err)
+					r.failed = true
 					r.s = nil
 					continue
 				}
