@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -112,45 +111,15 @@ func (h *harness) attributeInit(ctx context.Context, inits []initCost) ([]attrib
 }
 
 // buildVariants builds secretrun without the urfave/cli documentation
-// generators (a build tag urfave/cli offers), without the Infisical
-// provider (a build overlay that leaves it out of providers/all), and
-// without both, and measures each as the release build is measured.
+// generators (a build tag urfave/cli offers) and measures it as the release
+// build is measured. (A build without the Infisical provider was measured
+// here while the provider linked Infisical's Go SDK; with the SDK gone the
+// provider brings in one package of its own.)
 func (h *harness) buildVariants(ctx context.Context) ([]variant, error) {
-	allGo := filepath.Join(h.root, "providers", "all", "all.go")
-	src, err := os.ReadFile(allGo)
-	if err != nil {
-		return nil, err
-	}
-	var kept []string
-	dropped := 0
-	for _, line := range strings.Split(string(src), "\n") {
-		if strings.Contains(line, `"github.com/secretrun/secretrun/providers/infisical"`) || strings.Contains(line, "infisical.Type()") {
-			dropped++
-			continue
-		}
-		kept = append(kept, line)
-	}
-	overlay := ""
-	if dropped == 2 {
-		patched := filepath.Join(h.dir, "all-without-infisical.go")
-		if err := os.WriteFile(patched, []byte(strings.Join(kept, "\n")), 0o644); err != nil {
-			return nil, err
-		}
-		b, _ := json.Marshal(map[string]map[string]string{"Replace": {allGo: patched}})
-		overlay = filepath.Join(h.dir, "overlay.json")
-		if err := os.WriteFile(overlay, b, 0o644); err != nil {
-			return nil, err
-		}
-	}
 	const noDocs = "urfave_cli_no_docs"
 	vs := []variant{
 		{name: "as built", how: "`go build ./cmd/secretrun`", bin: h.bin},
 		{name: "without urfave/cli's doc generators", how: "`-tags " + noDocs + "`"},
-	}
-	if overlay != "" {
-		vs = append(vs,
-			variant{name: "without the Infisical provider", how: "providers/all without `infisical.Type()`"},
-			variant{name: "both", how: "`-tags " + noDocs + "`, without `infisical.Type()`"})
 	}
 	for i := range vs {
 		v := &vs[i]
@@ -159,9 +128,6 @@ func (h *harness) buildVariants(ctx context.Context) ([]variant, error) {
 			args := []string{"build", "-o", v.bin}
 			if strings.Contains(v.how, noDocs) {
 				args = append(args, "-tags", noDocs)
-			}
-			if strings.Contains(v.how, "infisical") {
-				args = append(args, "-overlay", overlay)
 			}
 			build := exec.CommandContext(ctx, "go", append(args, "./cmd/secretrun")...)
 			build.Dir = h.root
