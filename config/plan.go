@@ -188,6 +188,10 @@ func located(file string, n ast.Node, path string, err error) error {
 	if errors.As(err, &cerr) {
 		return cerr
 	}
+	if strings.HasPrefix(err.Error(), file+":") {
+		// Positioned by the provider, as vault's errors are.
+		return err
+	}
 	return errorAt(file, n, path, "%s", err)
 }
 
