@@ -9,8 +9,8 @@
 // secretrun's), with a memory limit that collects anyway should a large
 // config need it, and back to the runtime's defaults after a second: by
 // then secretrun has exec'd the child or supervises it, and then it gives
-// the start-up garbage back to the system once, before it settles down to
-// wait.
+// back to the system what start-up left behind — its garbage, and the pages
+// of its own code it touched — before it settles down to wait.
 //
 // A GOGC or GOMEMLIMIT in secretrun's environment is the user's choice and
 // is left alone.
@@ -55,4 +55,5 @@ func end() {
 	debug.SetGCPercent(100)
 	debug.SetMemoryLimit(math.MaxInt64)
 	debug.FreeOSMemory()
+	releaseCode()
 }
