@@ -3,10 +3,18 @@ package vault
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/vault/api"
 
 	"github.com/secretrun/secretrun/config"
 	"github.com/secretrun/secretrun/providers"
@@ -342,4 +350,139 @@ func withKeyring(t *testing.T, yaml, addr string, kr providers.Keyring) *provide
 		t.Fatal(err)
 	}
 	return p.(*provider)
+}
+
+// BenchmarkLoginCache prices a run's start and exit (a new provider, one
+// KV v2 read, Close, as before an exec) with and without a cached token,
+// on loopback and with 20 ms added to every request's round trip, and
+// reports the requests and the sequential round trips of each run.
+func BenchmarkLoginCache(b *testing.B) {
+	if serverErr != nil {
+		b.Skip(serverErr)
+	}
+	v := server
+	kr := keyring.OS{}
+	if err := kr.Set("secretrun-probe", "vault-bench", providers.NewSecret("probe")); err != nil {
+		b.Skip("no OS keyring: ", err)
+	}
+	_ = kr.Delete("secretrun-probe", "vault-bench")
+	path := unique("bench-cache")
+	if _, err := v.Root.KVv2("secret").Put(context.Background(), path, map[string]any{"DB_URL": "postgres://app"}); err != nil {
+		b.Fatal(err)
+	}
+	mount := unique("approle")
+	must := func(_ any, err error) {
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	must(nil, v.Root.Sys().EnableAuthWithOptions(mount, &api.EnableAuthOptions{Type: "approle"}))
+	must(nil, v.Root.Sys().PutPolicy(mount, fmt.Sprintf(`path "secret/data/%s" { capabilities = ["read"] }`, path)))
+	must(v.Root.Logical().Write("auth/"+mount+"/role/ci", map[string]any{"token_policies": mount, "token_ttl": "1h"}))
+	role, err := v.Root.Logical().Read("auth/" + mount + "/role/ci/role-id")
+	must(role, err)
+	sid, err := v.Root.Logical().Write("auth/"+mount+"/role/ci/secret-id", nil)
+	must(sid, err)
+	yaml := fmt.Sprintf("auth:\n  method: approle\n  mount: %s\n  role_id: %s\n  secret_id: %s\n", mount, role.Data["role_id"], sid.Data["secret_id"])
+
+	for _, rtt := range []time.Duration{0, 20 * time.Millisecond} {
+		sp := newSlowProxy(b, v.Addr, rtt)
+		for _, cache := range []string{"none", "keyring"} {
+			conf := yaml + "  cache: " + cache + "\n"
+			b.Run(fmt.Sprintf("rtt=%s/cache=%s", rtt, cache), func(b *testing.B) {
+				benchRun(b, conf, sp.url, kr, path) // fills the cache
+				sp.reset()
+				for b.Loop() {
+					benchRun(b, conf, sp.url, kr, path)
+				}
+				requests, sequential := sp.counts()
+				b.ReportMetric(float64(requests)/float64(b.N), "requests/op")
+				b.ReportMetric(float64(sequential)/float64(b.N), "sequential/op")
+			})
+		}
+	}
+	p, err := New("bench", mustOptions(b, yaml+"  cache: keyring\n"), providers.Env{Getenv: func(string) string { return "" }})
+	if err == nil {
+		_, _ = logincache.Forget(kr, p.(*provider).cacheIdentity())
+	}
+}
+
+func mustOptions(b *testing.B, yaml string) providers.Options {
+	opts, err := config.OptionsFromYAML(yaml)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return opts
+}
+
+func benchRun(b *testing.B, yaml, addr string, kr providers.Keyring, path string) {
+	env := providers.Env{Getenv: func(k string) string {
+		if k == "VAULT_ADDR" {
+			return addr
+		}
+		return ""
+	}, Keyring: kr}
+	pp, err := New("bench", mustOptions(b, yaml), env)
+	if err != nil {
+		b.Fatal(err)
+	}
+	src, err := config.SourceFromYAML(pp, "bench", "path: secret/"+path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	res, err := pp.Fetch(context.Background(), []*providers.Source{src})
+	if err != nil || res[0].Err != nil {
+		b.Fatal(err, res[0].Err)
+	}
+	if err := pp.(*provider).Close(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// slowProxy forwards to Vault after waiting rtt, as a distant server would
+// answer, and counts requests and sequential round trips: a request that
+// starts while another is in flight shares its round trip.
+type slowProxy struct {
+	url                  string
+	mu                   sync.Mutex
+	inFlight             int
+	requests, sequential int
+}
+
+func newSlowProxy(b *testing.B, target string, rtt time.Duration) *slowProxy {
+	u, err := url.Parse(target)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	sp := &slowProxy{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sp.mu.Lock()
+		sp.requests++
+		if sp.inFlight == 0 {
+			sp.sequential++
+		}
+		sp.inFlight++
+		sp.mu.Unlock()
+		time.Sleep(rtt)
+		rp.ServeHTTP(w, r)
+		sp.mu.Lock()
+		sp.inFlight--
+		sp.mu.Unlock()
+	}))
+	b.Cleanup(srv.Close)
+	sp.url = srv.URL
+	return sp
+}
+
+func (sp *slowProxy) reset() {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	sp.requests, sp.sequential = 0, 0
+}
+
+func (sp *slowProxy) counts() (requests, sequential int) {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	return sp.requests, sp.sequential
 }

@@ -14,6 +14,7 @@
 package logincache
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -151,7 +152,7 @@ func (c *Cache) Load(now time.Time) (Token, bool) {
 	if c == nil {
 		return Token{}, false
 	}
-	s, err := c.keyring.Get(Service, c.key)
+	s, err := c.get()
 	if err != nil {
 		c.unreachable = !errors.Is(err, providers.ErrNotFound)
 		return Token{}, false
@@ -171,6 +172,29 @@ func (c *Cache) Load(now time.Time) (Token, bool) {
 		return Token{}, false
 	}
 	return t, true
+}
+
+// batchGetter is the OS keyring's batch read, which on Linux takes fewer
+// Secret Service calls for one item than Get: the read is on the start-up
+// path of every run.
+type batchGetter interface {
+	GetMany(ctx context.Context, service string, keys []string) (map[string]providers.Secret, error)
+}
+
+func (c *Cache) get() (providers.Secret, error) {
+	bg, ok := c.keyring.(batchGetter)
+	if !ok {
+		return c.keyring.Get(Service, c.key)
+	}
+	got, err := bg.GetMany(context.Background(), Service, []string{c.key})
+	if err != nil {
+		return providers.Secret{}, err
+	}
+	s, ok := got[c.key]
+	if !ok {
+		return providers.Secret{}, providers.ErrNotFound
+	}
+	return s, nil
 }
 
 // Usable reports whether t may be used at now: it expires, and more than
