@@ -172,8 +172,9 @@ func (s *session) setToken(res loginResult, login bool) {
 }
 
 // renewal returns when the token is due for renewal and whether only a new
-// login can replace it, its max TTL leaving no room for another TTL. ok is
-// false for a token not known to expire.
+// login can replace it: Infisical refuses a renewal that would extend the
+// token past its max TTL, and the renewal may run a little late. ok is false
+// for a token not known to expire.
 func (s *session) renewal() (at time.Time, relogin, ok bool) {
 	s.tokenMu.Lock()
 	defer s.tokenMu.Unlock()
@@ -181,7 +182,7 @@ func (s *session) renewal() (at time.Time, relogin, ok bool) {
 		return time.Time{}, false, false
 	}
 	at = s.renewed.Add(s.ttl - renewalMargin)
-	relogin = s.maxTTL > 0 && s.issued.Add(s.maxTTL).Sub(at) < s.ttl
+	relogin = s.maxTTL > 0 && s.issued.Add(s.maxTTL).Sub(at) < s.ttl+renewalMargin
 	return at, relogin, true
 }
 
@@ -237,7 +238,9 @@ func (p *provider) keepAlive(s *session) {
 	failures := 0
 	for {
 		at, relogin, ok := s.renewal()
-		wait := time.Second // a token not known to expire: look again later
+		// A token not known to expire needs nothing; a login may still
+		// replace it with one that does.
+		wait := time.Minute
 		if ok {
 			wait = time.Until(at)
 		}

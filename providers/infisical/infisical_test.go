@@ -608,6 +608,30 @@ func TestTokenRenewalDuringALongRun(t *testing.T) {
 	}
 }
 
+func TestTokenAtItsMaxTTLIsReplacedByALogin(t *testing.T) {
+	b := newBackend(t)
+	b.SetSecret(projectID, "prod", "/", "K", "v")
+	// Tokens live 6 s and at most 7 s, and are due for renewal 5 s before
+	// expiry: a renewal then would extend the token to just past its max
+	// TTL, which Infisical refuses, so a new login must replace it.
+	b.SetTokenTTL(b.identity, 6*time.Second, 7*time.Second)
+	p := newProvider(t, b.URL, "")
+	src := source(t, p, "environment: prod")
+	deadline := time.Now().Add(15 * time.Second)
+	for b.Count(infisicaltest.Login) < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for logins past the max TTL: %v", b.Counts())
+		}
+		if _, err := p.Versions(context.Background(), []*providers.Source{src}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n := b.Stats().TokenRefusals; n != 0 {
+		t.Errorf("%d requests or renewals were refused for their token (%v); the token should have been replaced before its max TTL", n, b.Counts())
+	}
+}
+
 func TestExpiredTokenLogsInAgain(t *testing.T) {
 	b := newBackend(t)
 	b.SetSecret(projectID, "prod", "/a", "A", "a")

@@ -76,6 +76,10 @@ type Stats struct {
 	ListBodyBytes int
 	// RateLimited counts requests answered 429.
 	RateLimited int
+	// TokenRefusals counts requests refused for their token (missing,
+	// malformed, expired or revoked) and renewals refused (expired, past the
+	// max TTL): each costs a client a round trip and a new login.
+	TokenRefusals int
 	// Connections counts the TCP connections clients opened: a client that
 	// keeps its connection alive opens one for a login and the requests
 	// after it.
@@ -559,15 +563,19 @@ func (s *Server) renewToken(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
 	switch {
 	case t == nil || t.revoked:
+		s.stats.TokenRefusals++
 		writeError(w, http.StatusUnauthorized, "UnauthorizedError", "Unauthorized")
 		return
 	case t.expired || (t.ttl > 0 && now.After(t.renewedAt.Add(t.ttl))):
+		s.stats.TokenRefusals++
 		writeError(w, http.StatusUnauthorized, "UnauthorizedError", "Failed to renew MI access token due to TTL expiration")
 		return
 	case t.maxTTL > 0 && now.After(t.createdAt.Add(t.maxTTL)):
+		s.stats.TokenRefusals++
 		writeError(w, http.StatusUnauthorized, "UnauthorizedError", "Failed to renew MI access token due to Max TTL expiration")
 		return
 	case t.maxTTL > 0 && now.Add(t.ttl).After(t.createdAt.Add(t.maxTTL)):
+		s.stats.TokenRefusals++
 		writeError(w, http.StatusUnauthorized, "UnauthorizedError", "Failed to renew MI access token past its Max TTL expiration")
 		return
 	}
@@ -588,6 +596,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) *Identity 
 	h := r.Header.Get("Authorization")
 	tok, ok := strings.CutPrefix(h, "Bearer ")
 	if !ok || strings.TrimSpace(tok) == "" {
+		s.stats.TokenRefusals++
 		writeError(w, http.StatusUnauthorized, "UnauthorizedError", "Token missing")
 		return nil
 	}
@@ -595,12 +604,15 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) *Identity 
 	now := time.Now()
 	switch {
 	case t == nil:
+		s.stats.TokenRefusals++
 		writeError(w, http.StatusForbidden, "TokenError", "The provided access token is malformed. Please use a valid token or generate a new one and try again.")
 		return nil
 	case t.expired || (t.ttl > 0 && now.After(t.renewedAt.Add(t.ttl))) || (t.maxTTL > 0 && now.After(t.createdAt.Add(t.maxTTL))):
+		s.stats.TokenRefusals++
 		writeError(w, http.StatusForbidden, "TokenError", "Your token has expired. Please re-authenticate.")
 		return nil
 	case t.revoked:
+		s.stats.TokenRefusals++
 		writeError(w, http.StatusUnauthorized, "UnauthorizedError", "Unauthorized")
 		return nil
 	}

@@ -119,3 +119,39 @@ func TestRejectsWhatInfisicalRejects(t *testing.T) {
 		t.Errorf("list requests counted: %d", n)
 	}
 }
+
+// TestCountsTokenRefusals checks that Stats tells refused tokens apart from
+// other refusals, as tests of token renewal rely on.
+func TestCountsTokenRefusals(t *testing.T) {
+	s := New(t)
+	s.AddProject("p1", "shop", "prod")
+	s.AddIdentity("id", "secret", "p1")
+	s.AddProject("p2", "other", "prod")
+	token := s.IssueToken("id")
+	get := func(path, token string) int {
+		t.Helper()
+		req, _ := http.NewRequest("GET", s.URL+path, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	list := "/api/v3/secrets/raw?workspaceId=p1&environment=prod"
+	get(list, token)
+	get(strings.Replace(list, "p1", "p2", 1), token) // not a member: refused, but not for the token
+	if n := s.Stats().TokenRefusals; n != 0 {
+		t.Fatalf("%d token refusals before any bad token", n)
+	}
+	get(list, "")
+	get(list, "nope")
+	s.ExpireTokens()
+	get(list, token)
+	if n := s.Stats().TokenRefusals; n != 3 {
+		t.Errorf("%d token refusals, want 3 (missing, malformed, expired)", n)
+	}
+}
