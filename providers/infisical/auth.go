@@ -218,7 +218,7 @@ func (p *provider) session(ctx context.Context) (*session, error) {
 		return nil, err
 	}
 	s := newSession(api, creds)
-	if err := p.login(ctx, s); err != nil {
+	if err := p.start(ctx, s); err != nil {
 		return nil, err
 	}
 	if creds.method != authToken {
@@ -281,6 +281,7 @@ func (p *provider) renew(s *session, relogin bool) error {
 		res, err := s.api.renewToken(ctx, token)
 		if err == nil {
 			s.setToken(res, false)
+			p.recache(s)
 			return nil
 		}
 		if s.ctx.Err() != nil {
@@ -342,6 +343,7 @@ func (p *provider) loggedIn(s *session, res loginResult, err error) error {
 		})
 	}
 	s.setToken(res, true)
+	p.recache(s)
 	return nil
 }
 

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/secretrun/secretrun/providers"
+	"github.com/secretrun/secretrun/providers/internal/logincache"
 )
 
 // TypeName is the value of `type:` for this provider.
@@ -58,6 +59,9 @@ type authSettings struct {
 	ServiceAccountTokenFile string `yaml:"service_account_token_file"`
 	// OrganizationSlug scopes the login to a sub-organization.
 	OrganizationSlug string `yaml:"organization_slug"`
+	// Cache is `keyring` to keep the login's access token for later runs;
+	// see cache.go.
+	Cache string `yaml:"cache"`
 }
 
 const (
@@ -174,6 +178,13 @@ func New(name string, opts providers.Options, env providers.Env) (providers.Prov
 	case authKubernetes:
 	default:
 		return nil, fmt.Errorf("auth: unknown method %q (known: token, universal, kubernetes)", s.Auth.Method)
+	}
+	cache, err := logincache.Enabled(s.Auth.Cache)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("auth: %w (keyring keeps the login's access token in the OS keyring between runs)", err)
+	case cache && s.Auth.Method == authToken:
+		return nil, fmt.Errorf("auth: cache applies to methods universal and kubernetes, which log in on every run; method token does not")
 	}
 	return &provider{
 		name:        name,

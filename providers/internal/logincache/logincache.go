@@ -109,6 +109,21 @@ type Token struct {
 	Renewable bool
 	// Policies are the token's policies, for messages.
 	Policies []string
+	// Issued and MaxTTL bound a token that renewals cannot extend past
+	// Issued+MaxTTL (Infisical's access tokens); zero when unknown or
+	// unbounded.
+	Issued time.Time
+	MaxTTL time.Duration
+}
+
+// end is when t stops being valid whatever is done.
+func (t Token) end() time.Time {
+	if t.MaxTTL > 0 && !t.Issued.IsZero() {
+		if limit := t.Issued.Add(t.MaxTTL); limit.Before(t.Expires) {
+			return limit
+		}
+	}
+	return t.Expires
 }
 
 // item is the JSON a keyring item holds.
@@ -120,6 +135,8 @@ type item struct {
 	TTL        int64     `json:"ttl_seconds"`
 	Renewable  bool      `json:"renewable,omitempty"`
 	Policies   []string  `json:"policies,omitempty"`
+	Issued     time.Time `json:"issued,omitzero"`
+	MaxTTL     int64     `json:"max_ttl_seconds,omitempty"`
 }
 
 const itemVersion = 1
@@ -167,6 +184,8 @@ func (c *Cache) Load(now time.Time) (Token, bool) {
 		TTL:       time.Duration(it.TTL) * time.Second,
 		Renewable: it.Renewable,
 		Policies:  it.Policies,
+		Issued:    it.Issued,
+		MaxTTL:    time.Duration(it.MaxTTL) * time.Second,
 	}
 	if !Usable(t, now) {
 		return Token{}, false
@@ -198,9 +217,9 @@ func (c *Cache) get() (providers.Secret, error) {
 }
 
 // Usable reports whether t may be used at now: it expires, and more than
-// Margin of its TTL is left.
+// Margin of its TTL is left before it expires or reaches its max TTL.
 func Usable(t Token, now time.Time) bool {
-	return !t.Expires.IsZero() && t.TTL > 0 && t.Expires.Sub(now) > Margin(t.TTL)
+	return !t.Expires.IsZero() && t.TTL > 0 && t.end().Sub(now) > Margin(t.TTL)
 }
 
 // Store keeps t for the next runs, replacing what the item held. It
@@ -220,6 +239,8 @@ func (c *Cache) Store(t Token) (bool, error) {
 		TTL:        int64(t.TTL / time.Second),
 		Renewable:  t.Renewable,
 		Policies:   t.Policies,
+		Issued:     t.Issued.UTC(),
+		MaxTTL:     int64(t.MaxTTL / time.Second),
 	})
 	if err != nil {
 		return false, err

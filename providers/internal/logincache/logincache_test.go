@@ -58,6 +58,15 @@ func TestLoadMargin(t *testing.T) {
 	if _, ok := c.Load(now.Add(5 * time.Minute)); ok {
 		t.Error("5 minutes left of 1h: loaded")
 	}
+	// A token renewable for 1h but 5 minutes from its max TTL ends then.
+	capped := token("hvs.capped", now.Add(time.Hour))
+	capped.Issued, capped.MaxTTL = now.Add(-55*time.Minute), time.Hour
+	if _, err := c.Store(capped); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := c.Load(now); ok {
+		t.Error("5 minutes left before the max TTL: loaded")
+	}
 	if kept, _ := c.Store(token("hvs.forever", time.Time{})); kept {
 		t.Error("a token without expiry was kept")
 	}
