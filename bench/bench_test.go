@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
@@ -124,10 +125,60 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("secretrun's memory over polls: %d figures (%s)", len(rep.peers.flat), rep.peers.flatErr)
 		}
 	})
+	t.Run("latency", func(t *testing.T) {
+		if rep.latency, err = h.measureLatency(ctx); err != nil {
+			t.Fatal(err)
+		}
+		checkLatency(t, rep.latency)
+	})
 	md := rep.markdown()
-	for _, want := range []string{"## Targets", "## Masking throughput", "## `secretrun version`", "## Side by side with peers"} {
+	for _, want := range []string{"## Targets", "## Masking throughput", "## `secretrun version`", "## Side by side with peers", "## Behind 10 ms of latency"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("the report lacks %q", want)
+		}
+	}
+}
+
+// checkLatency checks what secretrun did behind the slow proxy: it reached
+// every backend, and with credentials given it looked for no others.
+func checkLatency(t *testing.T, lr *latencyResult) {
+	t.Helper()
+	for _, s := range lr.skipped {
+		providertest.Need(t, s.what, s.err)
+	}
+	for _, row := range lr.rows {
+		if row.tool != toolSecretrun {
+			continue
+		}
+		if row.missing != "" || len(row.slow) != 1 {
+			t.Errorf("%s: secretrun not measured: %s", row.backend, row.missing)
+			continue
+		}
+		// At least the TCP handshake and one request.
+		if row.rounds[0] < 2 || row.conns[0] < 1 || row.requests[0] < 1 {
+			t.Errorf("%s: %d round trips, %d connections, %d requests", row.backend, row.rounds[0], row.conns[0], row.requests[0])
+		}
+	}
+	if lr.probes.missing != "" {
+		providertest.Need(t, "strace", errors.New(lr.probes.missing))
+	}
+	for _, r := range lr.probes.rows {
+		if r.missing != "" {
+			t.Errorf("%s: no trace: %s", r.backend, r.missing)
+			continue
+		}
+		if r.metadata != 0 {
+			t.Errorf("%s: %d connections to the instance metadata service with credentials given", r.backend, r.metadata)
+		}
+		for _, c := range r.connects {
+			if strings.Contains(c, "not loopback") {
+				t.Errorf("%s: connect() to %s", r.backend, c)
+			}
+		}
+		for _, f := range r.files {
+			if strings.Contains(f, "/.aws/sso/") || strings.Contains(f, "/.vault-token") {
+				t.Errorf("%s: %s with credentials given", r.backend, f)
+			}
 		}
 	}
 }

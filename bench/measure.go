@@ -74,6 +74,7 @@ type report struct {
 	rotation       *rotationResult
 	faults         *faultResult
 	peers          *peersResult
+	latency        *latencyResult
 	skipped        []skip
 	// referenceName names the scenario the build variants ran.
 	referenceName string
@@ -146,6 +147,12 @@ func (h *harness) runAll(ctx context.Context) (*report, error) {
 		h.logf("side by side with peers")
 		if rep.peers, err = h.measurePeers(ctx); err != nil {
 			return nil, fmt.Errorf("peers: %w", err)
+		}
+	}
+	if h.wants(groupLatency) {
+		h.logf("behind latency")
+		if rep.latency, err = h.measureLatency(ctx); err != nil {
+			return nil, fmt.Errorf("latency: %w", err)
 		}
 	}
 	rep.machine.loadAfter = loadAverage()

@@ -133,6 +133,7 @@ func (r *report) markdown() string {
 
 	r.targets(p)
 	r.peersSection(p)
+	r.latencySection(p)
 	r.startupTable(p)
 	r.pollTable(p)
 	r.rotationSection(p)

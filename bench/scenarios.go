@@ -64,7 +64,7 @@ func groupNames() string {
 	for _, g := range startupGroups {
 		names = append(names, g.name)
 	}
-	return strings.Join(append(names, groupMask, groupVersion, groupRotation, groupFaults, groupPeers), ", ")
+	return strings.Join(append(names, groupMask, groupVersion, groupRotation, groupFaults, groupPeers, groupLatency), ", ")
 }
 
 // size is a number of sources and of fields per source.
