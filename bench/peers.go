@@ -122,6 +122,10 @@ type rssPoint struct {
 	polls    int
 	hwm, rss int // KiB
 	after    time.Duration
+	// gcs and liveMB are from the Go runtime's trace: how many
+	// collections have run, and the heap that the last one left live.
+	gcs    int
+	liveMB int
 }
 
 type peersResult struct {
@@ -736,8 +740,9 @@ func (h *harness) buildEmptyGo(ctx context.Context) (string, error) {
 // supervised is a tool started with a child that announces itself and
 // sleeps, in a process group of its own so that the child goes with it.
 type supervised struct {
-	cmd  *exec.Cmd
-	done chan error
+	cmd    *exec.Cmd
+	done   chan error
+	stderr *lockedLog
 }
 
 const announceChild = `echo started; exec sleep 3600`
@@ -750,12 +755,12 @@ func startSupervised(ctx context.Context, argv, env []string) (*supervised, erro
 	if err != nil {
 		return nil, err
 	}
-	var stderr lockedLog
-	cmd.Stderr = &stderr
+	stderr := &lockedLog{}
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	s := &supervised{cmd: cmd, done: make(chan error, 1)}
+	s := &supervised{cmd: cmd, done: make(chan error, 1), stderr: stderr}
 	started := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(stdout)
@@ -837,11 +842,13 @@ func (h *harness) flatRSS(ctx context.Context, v *vaultBackend) ([]rssPoint, err
 	if err != nil {
 		return nil, err
 	}
-	checkpoints := []int{10, 100, 1000}
+	checkpoints := []int{10, 100, 300, 1000, 3000}
 	if h.opts.smoke {
 		checkpoints = []int{10, 30}
 	}
-	env := append(baseEnv(), "VAULT_TOKEN="+vaulttest.RootToken)
+	// The runtime's GC trace tells a heap that grows from memory the
+	// runtime has not yet returned to the system.
+	env := append(baseEnv(), "VAULT_TOKEN="+vaulttest.RootToken, "GODEBUG=gctrace=1")
 	started := time.Now()
 	s, err := startSupervised(ctx, []string{h.bin, "run", "--watch", "-c", cfg, "--", "/bin/sh", "-c", announceChild}, env)
 	if err != nil {
@@ -862,9 +869,27 @@ func (h *harness) flatRSS(ctx context.Context, v *vaultBackend) ([]rssPoint, err
 		if err != nil {
 			return points, err
 		}
-		points = append(points, rssPoint{polls: n, hwm: hwm, rss: rss, after: time.Since(started)})
+		gcs, live := lastGC(s.stderr.String())
+		points = append(points, rssPoint{polls: n, hwm: hwm, rss: rss, after: time.Since(started), gcs: gcs, liveMB: live})
 	}
 	return points, nil
+}
+
+// gctraceLine is one collection in GODEBUG=gctrace=1 output: "gc 12 @3.2s
+// 0%: …, 4->4->2 MB, 5 MB goal, …"; the third heap size is what stayed live.
+var gctraceLine = regexp.MustCompile(`(?m)^gc (\d+) @[\d.]+s .*?(\d+)->(\d+)->(\d+) MB`)
+
+// lastGC returns the number of the last collection in a GC trace and the
+// heap it left live, in MB.
+func lastGC(trace string) (n, liveMB int) {
+	all := gctraceLine.FindAllStringSubmatch(trace, -1)
+	if len(all) == 0 {
+		return 0, 0
+	}
+	last := all[len(all)-1]
+	n, _ = strconv.Atoi(last[1])
+	liveMB, _ = strconv.Atoi(last[4])
+	return n, liveMB
 }
 
 // lockedLog collects a process's stderr for failure messages, written by

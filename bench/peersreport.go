@@ -131,10 +131,10 @@ func (r *report) peerTargets(p func(string, ...any)) {
 		p("| side by side: peak RSS (VmHWM) supervising one Vault path ≤ 15 MiB and ≤ every peer's | %s | %s |\n",
 			detail, met(self.hwm <= peerRSSGoalKiB && worst))
 	}
-	if n := len(pr.flat); n >= 2 {
-		growth := pr.flat[n-1].rss - pr.flat[0].rss
-		p("| VmRSS flat over %d polls (growth ≤ %s after the first %d) | %+d KiB | %s |\n",
-			pr.flat[n-1].polls, mib(flatTolerance), pr.flat[0].polls, growth, met(growth <= flatTolerance))
+	if from, to, ok := pr.flatSpan(); ok {
+		growth := to.rss - from.rss
+		p("| secretrun's VmRSS flat from %d to %d polls (growth ≤ %s) | %+d KiB (%s → %s) | %s |\n",
+			from.polls, to.polls, mib(flatTolerance), growth, mib(from.rss), mib(to.rss), met(growth <= flatTolerance))
 	}
 }
 
@@ -244,10 +244,18 @@ func (r *report) peersSection(p func(string, ...any)) {
 		p("### secretrun's memory over time\n\n")
 		p("`secretrun run --watch` on one Vault path (10 fields) with `interval: %s` and a sleeping child,\n", flatInterval)
 		p("reached through the counting proxy: each idle poll of one path is one request, and secretrun's\n")
-		p("VmRSS and VmHWM are read when the proxy has counted the given number of requests after the start.\n\n")
-		p("| polls | after | RSS | peak RSS (VmHWM) |\n|---:|---:|---:|---:|\n")
+		p("VmRSS and VmHWM are read when the proxy has counted the given number of requests after the start.\n")
+		p("secretrun runs with `GODEBUG=gctrace=1`: the live heap is what the last garbage collection left,\n")
+		p("which tells a growing heap from memory the Go runtime has not yet given back to the system. The\n")
+		p("target compares the first reading taken %s or more after the start (start-up runs with its own GC\n", flatSettled)
+		p("settings for about a second) with the last.\n\n")
+		p("| polls | after | RSS | peak RSS (VmHWM) | collections | live heap after the last |\n|---:|---:|---:|---:|---:|---:|\n")
 		for _, pt := range pr.flat {
-			p("| %d | %s | %s | %s |\n", pt.polls, pt.after.Round(10*time.Millisecond), mib(pt.rss), mib(pt.hwm))
+			live := "–"
+			if pt.gcs > 0 {
+				live = fmt.Sprintf("%d MB", pt.liveMB)
+			}
+			p("| %d | %s | %s | %s | %d | %s |\n", pt.polls, pt.after.Round(10*time.Millisecond), mib(pt.rss), mib(pt.hwm), pt.gcs, live)
 		}
 		if pr.flatErr != "" {
 			p("\nThe measurement stopped: %s\n", pr.flatErr)
@@ -299,4 +307,25 @@ func (pr *peersResult) rssBest(work string) (self, peer *peerRSSRow, others stri
 		others = " (" + strings.Join(parts, ", ") + ")"
 	}
 	return self, peer, others
+}
+
+// flatSettled is how long secretrun runs before its memory counts as
+// settled: start-up runs with its own GC settings for about a second.
+const flatSettled = 2 * time.Second
+
+// flatSpan returns the points the growth of memory is measured between:
+// the first one once start-up is over (the first point at all in a run too
+// short for that) and the last.
+func (pr *peersResult) flatSpan() (from, to rssPoint, ok bool) {
+	if len(pr.flat) < 2 {
+		return rssPoint{}, rssPoint{}, false
+	}
+	from = pr.flat[0]
+	for _, pt := range pr.flat[:len(pr.flat)-1] {
+		if pt.after >= flatSettled {
+			from = pt
+			break
+		}
+	}
+	return from, pr.flat[len(pr.flat)-1], true
 }
