@@ -104,3 +104,18 @@ func (a authSettings) cached() bool {
 	on, _ := logincache.Enabled(a.Cache)
 	return on
 }
+
+// forgetCached removes the cached access token of the credentials in use,
+// for `secretrun logout`, and reports whether there was one. The token is
+// left to expire: it is only good for the identity's own reads.
+func (p *provider) forgetCached() bool {
+	if !p.auth.cached() {
+		return false
+	}
+	creds, err := p.credentials()
+	if err != nil || creds.method == authToken {
+		return false
+	}
+	_, err = logincache.Forget(p.env.Keyring, p.cacheIdentity(creds))
+	return err == nil
+}

@@ -95,6 +95,14 @@ func TestLoginCacheReusesAccessToken(t *testing.T) {
 	if n, err := cachedRun(t, b, kr, machineEnv); err != nil || n != 0 {
 		t.Fatalf("after the new login: %d logins, %v; want none", n, err)
 	}
+
+	// logout forgets the token: the next run logs in.
+	if err := cachingProvider(t, b, kr, machineEnv).Logout(context.Background()); err != nil {
+		t.Fatalf("logout: %v", err)
+	}
+	if n, err := cachedRun(t, b, kr, machineEnv); err != nil || n != 1 {
+		t.Fatalf("after logout: %d logins, %v; want one", n, err)
+	}
 }
 
 // Another client secret never gets the token of the one that logged in.

@@ -63,7 +63,11 @@ func (p *provider) Logout(ctx context.Context) error {
 		return fmt.Errorf("infisical %q: no keyring to remove credentials from", p.name)
 	}
 	p.dropSession()
+	forgot := p.forgetCached()
 	err := p.env.Keyring.Delete(KeyringService, p.siteURL)
+	if errors.Is(err, providers.ErrNotFound) && forgot {
+		return nil
+	}
 	if errors.Is(err, providers.ErrNotFound) {
 		return fmt.Errorf("infisical %q: no credentials stored for %s: %w", p.name, p.siteURL, providers.ErrNotFound)
 	}
