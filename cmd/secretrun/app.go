@@ -10,7 +10,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v3"
 
 	"github.com/secretrun/secretrun/config"
 	"github.com/secretrun/secretrun/inject"
@@ -41,10 +41,10 @@ type deps struct {
 	pid      int
 	// run, when set, replaces the work of `secretrun run` once its flags
 	// are parsed: tests check parsing with it.
-	run func(*cli.Context, *runOptions) error
+	run func(context.Context, *cli.Command, *runOptions) error
 }
 
-func (d deps) runF() func(*cli.Context, *runOptions) error {
+func (d deps) runF() func(context.Context, *cli.Command, *runOptions) error {
 	if d.run != nil {
 		return d.run
 	}
@@ -99,7 +99,10 @@ func run(ctx context.Context, args []string, d deps) int {
 		return serve.RunShim(args[2:], d.stderr)
 	}
 	app := newApp(d)
-	err := app.RunContext(ctx, normalizeArgs(app, args))
+	args, err := canonicalArgs(app, normalizeArgs(app, args))
+	if err == nil {
+		err = app.Run(ctx, args)
+	}
 	return exitStatus(err, d.stderr)
 }
 
@@ -126,7 +129,7 @@ func exitStatus(err error, stderr io.Writer) int {
 // normalizeArgs makes `run` the command when none is named, so that
 // `secretrun -- npm start` and `secretrun -e prod -- env` run a program,
 // even one whose name is also a secretrun command.
-func normalizeArgs(app *cli.App, args []string) []string {
+func normalizeArgs(app *cli.Command, args []string) []string {
 	if len(args) < 2 {
 		return args
 	}
@@ -167,26 +170,32 @@ func normalizeArgs(app *cli.App, args []string) []string {
 	return slices.Insert(slices.Clone(args), 1, "run")
 }
 
-var selectionFlags = []cli.Flag{
-	&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "config `FILE` (default: secretrun.yaml here or in a parent directory)", EnvVars: []string{"SECRETRUN_CONFIG"}},
-	&cli.StringFlag{Name: "env", Aliases: []string{"e"}, Usage: "environment `NAME` (default: default_environment)", EnvVars: []string{"SECRETRUN_ENV"}},
-	&cli.StringFlag{Name: "scope", Aliases: []string{"s"}, Usage: "scope `NAME`, for {scope} in paths", EnvVars: []string{"SECRETRUN_SCOPE"}},
+// selectionFlags choose the config, environment and scope. Every command
+// has its own copies, as each level of the command line may give them: a
+// urfave/cli flag holds its value, so one flag in two commands would be
+// reset by the inner command's parse.
+func selectionFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "config `FILE` (default: secretrun.yaml here or in a parent directory)", Sources: cli.EnvVars("SECRETRUN_CONFIG"), Local: true},
+		&cli.StringFlag{Name: "env", Aliases: []string{"e"}, Usage: "environment `NAME` (default: default_environment)", Sources: cli.EnvVars("SECRETRUN_ENV"), Local: true},
+		&cli.StringFlag{Name: "scope", Aliases: []string{"s"}, Usage: "scope `NAME`, for {scope} in paths", Sources: cli.EnvVars("SECRETRUN_SCOPE"), Local: true},
+	}
 }
 
-func newApp(d deps) *cli.App {
-	app := &cli.App{
+func newApp(d deps) *cli.Command {
+	app := &cli.Command{
 		Name:      "secretrun",
 		Usage:     "run a program with its secrets in its environment, fetched from a secret manager, never written to disk",
 		UsageText: "secretrun [run] [flags] -- COMMAND [ARGS...]\nsecretrun env|check|login|logout|keyring|version [flags]",
 		Reader:    d.stdin,
 		Writer:    d.stdout,
 		ErrWriter: d.stderr,
-		Flags:     selectionFlags,
+		Flags:     selectionFlags(),
 		// Exit statuses are decided by run alone; urfave must never call
 		// os.Exit, or deferred cleanup such as lease revocation is lost.
-		ExitErrHandler:  func(*cli.Context, error) {},
-		OnUsageError:    usageError,
+		ExitErrHandler:  func(context.Context, *cli.Command, error) {},
 		HideHelpCommand: true,
+		HideVersion:     true,
 		Commands: []*cli.Command{
 			runCommand(d, d.runF()),
 			envCommand(d),
@@ -202,29 +211,25 @@ func newApp(d deps) *cli.App {
 		},
 	}
 	for _, c := range app.Commands {
-		c.OnUsageError = usageError
-		c.Flags = append(slices.Clone(selectionFlags), c.Flags...)
+		c.Flags = append(selectionFlags(), c.Flags...)
 	}
+	shapeCommands(app)
 	return app
-}
-
-func usageError(c *cli.Context, err error, _ bool) error {
-	return fmt.Errorf("%v; see `secretrun %s --help`", err, strings.TrimPrefix(c.Command.FullName(), "secretrun "))
 }
 
 // flag returns the value of a string flag given at any level of the command
 // line (`secretrun -e prod env` and `secretrun env -e prod` alike).
-func flag(c *cli.Context, name string) string {
-	for _, ctx := range c.Lineage() {
-		if ctx.IsSet(name) {
-			return ctx.String(name)
+func flag(c *cli.Command, name string) string {
+	for _, cmd := range c.Lineage() {
+		if cmd.IsSet(name) {
+			return cmd.String(name)
 		}
 	}
 	return ""
 }
 
 // loadConfig finds and loads the config file.
-func loadConfig(c *cli.Context, d deps) (*config.File, error) {
+func loadConfig(c *cli.Command, d deps) (*config.File, error) {
 	name := flag(c, "config")
 	if name == "" {
 		wd, err := d.getwd()
@@ -250,7 +255,7 @@ func relative(wd, path string) string {
 }
 
 // plan loads the config and plans the chosen environment.
-func plan(c *cli.Context, d deps) (*config.Plan, error) {
+func plan(c *cli.Command, d deps) (*config.Plan, error) {
 	f, err := loadConfig(c, d)
 	if err != nil {
 		return nil, err
@@ -259,7 +264,7 @@ func plan(c *cli.Context, d deps) (*config.Plan, error) {
 }
 
 // planFile plans the chosen environment of a loaded config.
-func planFile(c *cli.Context, d deps, f *config.File) (*config.Plan, error) {
+func planFile(c *cli.Command, d deps, f *config.File) (*config.Plan, error) {
 	return f.Plan(d.registry, config.Selection{
 		Environment: flag(c, "env"),
 		Scope:       flag(c, "scope"),

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -11,7 +12,7 @@ import (
 	"sync"
 	"text/tabwriter"
 
-	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v3"
 
 	"github.com/secretrun/secretrun/audit"
 	"github.com/secretrun/secretrun/config"
@@ -22,7 +23,7 @@ import (
 // observeRun gives a run its audit trail, when the config has one, and
 // its status socket, once a supervised child has started. The returned
 // stop writes out what is left and removes the socket.
-func observeRun(c *cli.Context, d deps, f *config.File, p *config.Plan, job *inject.Job) (stop func(), err error) {
+func observeRun(d deps, f *config.File, p *config.Plan, job *inject.Job) (stop func(), err error) {
 	settings, err := f.Audit(d.lookupEnv)
 	if err != nil {
 		return nil, err
@@ -105,7 +106,7 @@ func auditCommand(d deps) *cli.Command {
 	return &cli.Command{
 		Name:  "audit",
 		Usage: "search the audit trail",
-		Subcommands: []*cli.Command{{
+		Commands: []*cli.Command{{
 			Name:  "match",
 			Usage: "read a leaked value from standard input (hidden on a terminal) and list the audit records whose fingerprint is its",
 			Description: `The fingerprints are HMAC-SHA256 under audit.fingerprint_key, which must
@@ -114,7 +115,7 @@ pipe it in, or type it at the prompt.`,
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "file", Usage: "the audit trail `PATH` (default: the file of audit.sink)"},
 			},
-			Action: func(c *cli.Context) error {
+			Action: func(ctx context.Context, c *cli.Command) error {
 				f, err := loadConfig(c, d)
 				if err != nil {
 					return err

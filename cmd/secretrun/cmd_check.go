@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -8,7 +9,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v3"
 
 	"github.com/secretrun/secretrun/inject"
 	"github.com/secretrun/secretrun/providers"
@@ -21,7 +22,7 @@ func checkCommand(d deps) *cli.Command {
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "offline", Usage: "validate the config alone; contact no provider"},
 		},
-		Action: func(c *cli.Context) error {
+		Action: func(ctx context.Context, c *cli.Command) error {
 			f, err := loadConfig(c, d)
 			if err != nil {
 				return err
@@ -41,14 +42,14 @@ func checkCommand(d deps) *cli.Command {
 			if c.Bool("offline") {
 				return nil
 			}
-			return checkSources(c, d, p.Sources, p.Providers, templates(p))
+			return checkSources(ctx, d, p.Sources, p.Providers, templates(p))
 		},
 	}
 }
 
 // checkSources fetches every source and reports each one, so that one run
 // shows every problem rather than the first.
-func checkSources(c *cli.Context, d deps, sources []*providers.Source, provs map[string]providers.Provider, tmpls []inject.Template) error {
+func checkSources(ctx context.Context, d deps, sources []*providers.Source, provs map[string]providers.Provider, tmpls []inject.Template) error {
 	byProvider := map[string][]*providers.Source{}
 	for _, s := range sources {
 		byProvider[s.Provider] = append(byProvider[s.Provider], s)
@@ -62,7 +63,7 @@ func checkSources(c *cli.Context, d deps, sources []*providers.Source, provs map
 	read := map[*providers.Source]providers.Result{}
 	for _, name := range names {
 		srcs := byProvider[name]
-		results, err := provs[name].Fetch(c.Context, srcs)
+		results, err := provs[name].Fetch(ctx, srcs)
 		if err != nil {
 			failed += len(srcs)
 			fmt.Fprintf(d.stdout, "FAIL  provider %s: %v\n", name, err)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -8,7 +9,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v3"
 
 	"github.com/secretrun/secretrun/config"
 	"github.com/secretrun/secretrun/inject"
@@ -24,7 +25,7 @@ func envCommand(d deps) *cli.Command {
 			&cli.StringFlag{Name: "format", Value: "table", Usage: "`FORMAT`: table, dotenv, json or shell"},
 			&cli.BoolFlag{Name: "reveal", Usage: "print the values themselves"},
 		},
-		Action: func(c *cli.Context) error {
+		Action: func(ctx context.Context, c *cli.Command) error {
 			format := c.String("format")
 			write, ok := envFormats[format]
 			if !ok {
@@ -38,7 +39,7 @@ func envCommand(d deps) *cli.Command {
 				return err
 			}
 			defer closeProviders(p, d)
-			secrets, err := inject.Resolve(c.Context, p.Sources, p.Providers)
+			secrets, err := inject.Resolve(ctx, p.Sources, p.Providers)
 			if err != nil {
 				return err
 			}

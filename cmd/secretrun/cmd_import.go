@@ -13,7 +13,7 @@ import (
 	"strings"
 
 	"github.com/joho/godotenv"
-	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v3"
 
 	"github.com/secretrun/secretrun/config"
 	"github.com/secretrun/secretrun/inject"
@@ -61,7 +61,7 @@ place, its comments and layout kept.`,
 			&cli.BoolFlag{Name: "remove", Usage: "delete FILE once every value reads back as written"},
 			&cli.BoolFlag{Name: "force", Usage: "replace an existing secret, item, parameter or source"},
 		},
-		Action: func(c *cli.Context) error { return runImport(c, d) },
+		Action: func(ctx context.Context, c *cli.Command) error { return runImport(ctx, c, d) },
 	}
 }
 
@@ -74,15 +74,15 @@ type importOptions struct {
 	config, env, scope string
 }
 
-// parseImport reads the import's arguments. urfave/cli stops parsing flags
-// at the first argument, but `secretrun import .env --to vault` is the
+// parseImport reads the import's arguments. Flags end at a command's first
+// argument (see shapeCommands), but `secretrun import .env --to vault` is the
 // natural order, so the flags after FILE are parsed here, with the same
 // names.
-func parseImport(c *cli.Context) (importOptions, error) {
+func parseImport(c *cli.Command) (importOptions, error) {
 	tail := goflag.NewFlagSet("import", goflag.ContinueOnError)
 	tail.SetOutput(io.Discard)
 	primary := map[string]string{}
-	for _, f := range c.Command.Flags {
+	for _, f := range c.Flags {
 		for _, n := range f.Names() {
 			primary[n] = f.Names()[0]
 			if _, isBool := f.(*cli.BoolFlag); isBool {
@@ -136,7 +136,7 @@ func parseImport(c *cli.Context) (importOptions, error) {
 	return o, nil
 }
 
-func runImport(c *cli.Context, d deps) error {
+func runImport(ctx context.Context, c *cli.Command, d deps) error {
 	o, err := parseImport(c)
 	if err != nil {
 		return err
@@ -222,7 +222,6 @@ func runImport(c *cli.Context, d deps) error {
 	w = plan.Providers[to].(providers.Writer)
 	where := fmt.Sprintf("%s %q at %s", plan.Types[to], to, src.Ref)
 
-	ctx := c.Context
 	if found, err := w.Existing(ctx, src, names); err != nil {
 		return fmt.Errorf("import: nothing written, %s left as it is: %w", envFile, err)
 	} else if len(found) > 0 && !force {

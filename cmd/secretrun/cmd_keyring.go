@@ -1,10 +1,11 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
-	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v3"
 
 	"github.com/secretrun/secretrun/config"
 	"github.com/secretrun/secretrun/providers"
@@ -16,14 +17,13 @@ func keyringCommand(d deps) *cli.Command {
 		&cli.StringFlag{Name: "provider", Usage: "keyring provider `NAME` in the config (default: the only one)"},
 		&cli.StringFlag{Name: "service", Usage: "keyring `SERVICE`, instead of a provider from the config"},
 	}
-	sub := func(name, usage string, action func(c *cli.Context, service, key string) error) *cli.Command {
+	sub := func(name, usage string, action func(c *cli.Command, service, key string) error) *cli.Command {
 		return &cli.Command{
-			Name:         name,
-			Usage:        usage,
-			ArgsUsage:    "KEY",
-			Flags:        append(target, selectionFlags...),
-			OnUsageError: usageError,
-			Action: func(c *cli.Context) error {
+			Name:      name,
+			Usage:     usage,
+			ArgsUsage: "KEY",
+			Flags:     append(target, selectionFlags()...),
+			Action: func(ctx context.Context, c *cli.Command) error {
 				if c.NArg() != 1 {
 					return fmt.Errorf("keyring %s takes one KEY; values never come from the command line (use stdin or the prompt)", name)
 				}
@@ -38,8 +38,8 @@ func keyringCommand(d deps) *cli.Command {
 	return &cli.Command{
 		Name:  "keyring",
 		Usage: "manage local secrets in the OS keyring",
-		Subcommands: []*cli.Command{
-			sub("set", "store KEY; the value is read from stdin or a no-echo prompt", func(c *cli.Context, service, key string) error {
+		Commands: []*cli.Command{
+			sub("set", "store KEY; the value is read from stdin or a no-echo prompt", func(c *cli.Command, service, key string) error {
 				v, err := newPrompter(d).readAll("value for " + key)
 				if err != nil {
 					return err
@@ -53,7 +53,7 @@ func keyringCommand(d deps) *cli.Command {
 				fmt.Fprintf(d.stderr, "secretrun: stored %s in keyring service %q\n", key, service)
 				return nil
 			}),
-			sub("get", "print the value of KEY", func(c *cli.Context, service, key string) error {
+			sub("get", "print the value of KEY", func(c *cli.Command, service, key string) error {
 				v, err := d.keyring.Get(service, key)
 				if err != nil {
 					return fmt.Errorf("keyring get %s/%s: %w", service, key, err)
@@ -61,7 +61,7 @@ func keyringCommand(d deps) *cli.Command {
 				_, err = fmt.Fprintln(d.stdout, v.Reveal())
 				return err
 			}),
-			sub("delete", "remove KEY", func(c *cli.Context, service, key string) error {
+			sub("delete", "remove KEY", func(c *cli.Command, service, key string) error {
 				if err := d.keyring.Delete(service, key); err != nil {
 					return fmt.Errorf("keyring delete %s/%s: %w", service, key, err)
 				}
@@ -73,7 +73,7 @@ func keyringCommand(d deps) *cli.Command {
 
 // keyringService is --service, or the service of the config's keyring
 // provider (--provider, or the only one).
-func keyringService(c *cli.Context, d deps) (string, error) {
+func keyringService(c *cli.Command, d deps) (string, error) {
 	if s := c.String("service"); s != "" {
 		return s, nil
 	}

@@ -1,9 +1,10 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
-	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v3"
 
 	"github.com/secretrun/secretrun/config"
 	"github.com/secretrun/secretrun/providers"
@@ -14,12 +15,12 @@ func loginCommand(d deps) *cli.Command {
 		Name:      "login",
 		Usage:     "obtain credentials for PROVIDER and keep them in the OS keyring",
 		ArgsUsage: "PROVIDER",
-		Action: func(c *cli.Context) error {
+		Action: func(ctx context.Context, c *cli.Command) error {
 			l, err := loginer(c, d)
 			if err != nil {
 				return err
 			}
-			if err := l.Login(c.Context, newPrompter(d)); err != nil {
+			if err := l.Login(ctx, newPrompter(d)); err != nil {
 				return err
 			}
 			fmt.Fprintf(d.stderr, "secretrun: logged in to %s; credentials are in the OS keyring\n", c.Args().First())
@@ -33,19 +34,19 @@ func logoutCommand(d deps) *cli.Command {
 		Name:      "logout",
 		Usage:     "remove the credentials `secretrun login` stored for PROVIDER",
 		ArgsUsage: "PROVIDER",
-		Action: func(c *cli.Context) error {
+		Action: func(ctx context.Context, c *cli.Command) error {
 			l, err := loginer(c, d)
 			if err != nil {
 				return err
 			}
-			return l.Logout(c.Context)
+			return l.Logout(ctx)
 		},
 	}
 }
 
-func loginer(c *cli.Context, d deps) (providers.Loginer, error) {
+func loginer(c *cli.Command, d deps) (providers.Loginer, error) {
 	if c.NArg() != 1 {
-		return nil, fmt.Errorf("%s takes one PROVIDER, a name under providers: in the config", c.Command.Name)
+		return nil, fmt.Errorf("%s takes one PROVIDER, a name under providers: in the config", c.Name)
 	}
 	name := c.Args().First()
 	f, err := loadConfig(c, d)

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"syscall"
 
-	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v3"
 
 	"github.com/secretrun/secretrun/config"
 	"github.com/secretrun/secretrun/inject"
@@ -30,7 +30,7 @@ type runOptions struct {
 
 // runCommand is `secretrun run`. runF does the work once the flags are
 // parsed; tests pass their own to check parsing without side effects.
-func runCommand(d deps, runF func(*cli.Context, *runOptions) error) *cli.Command {
+func runCommand(d deps, runF func(context.Context, *cli.Command, *runOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:        "run",
 		Usage:       "run COMMAND with its secrets in its environment (the default command)",
@@ -43,18 +43,18 @@ func runCommand(d deps, runF func(*cli.Context, *runOptions) error) *cli.Command
 			&cli.BoolFlag{Name: "preserve-env", Usage: "variables already set in the environment win over secrets"},
 			&cli.StringFlag{Name: "command", Usage: "run `STRING` with /bin/sh -c instead of COMMAND"},
 		},
-		Action: func(c *cli.Context) error {
+		Action: func(ctx context.Context, c *cli.Command) error {
 			opts, err := parseRun(c)
 			if err != nil {
 				return err
 			}
-			return runF(c, opts)
+			return runF(ctx, c, opts)
 		},
 	}
 }
 
 // parseRun reads and checks the flags of `secretrun run`.
-func parseRun(c *cli.Context) (*runOptions, error) {
+func parseRun(c *cli.Command) (*runOptions, error) {
 	opts := &runOptions{Args: c.Args().Slice(), LogFormat: c.String("log-format"), PreserveEnv: c.Bool("preserve-env")}
 	if script := c.String("command"); script != "" {
 		if len(opts.Args) > 0 {
@@ -97,8 +97,8 @@ the command. Leased credentials are renewed for as long as the command runs,
 with or without --watch, and revoked when it exits.`
 
 // runJob plans the config and runs the command: the real work of `run`.
-func runJob(d deps) func(*cli.Context, *runOptions) error {
-	return func(c *cli.Context, opts *runOptions) error {
+func runJob(d deps) func(context.Context, *cli.Command, *runOptions) error {
+	return func(ctx context.Context, c *cli.Command, opts *runOptions) error {
 		log, err := newLogger(opts.LogFormat, inject.MessageWriter(d.stderr))
 		if err != nil {
 			return err
@@ -116,12 +116,12 @@ func runJob(d deps) func(*cli.Context, *runOptions) error {
 			return err
 		}
 		job.Log = log
-		stopObserving, err := observeRun(c, d, f, p, &job)
+		stopObserving, err := observeRun(d, f, p, &job)
 		if err != nil {
 			return err
 		}
 		defer stopObserving()
-		status, err := inject.Run(c.Context, job)
+		status, err := inject.Run(ctx, job)
 		switch {
 		case err != nil:
 			return err

@@ -1,13 +1,14 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"path/filepath"
 	"strings"
 
-	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v3"
 
 	"github.com/secretrun/secretrun/inject"
 	"github.com/secretrun/secretrun/scan"
@@ -38,7 +39,7 @@ Exit status: 1 when a value was found, 0 when none was, 125 on errors.`,
 			&cli.BoolFlag{Name: "staged", Usage: "search the index, what the next commit will hold (for a pre-commit hook)"},
 			&cli.StringFlag{Name: "format", Value: "text", Usage: "`FORMAT`: text (one line per finding) or json"},
 		},
-		Action: func(c *cli.Context) error {
+		Action: func(ctx context.Context, c *cli.Command) error {
 			format := c.String("format")
 			if format != "text" && format != "json" {
 				return fmt.Errorf("unknown --format %q: use text or json", format)
@@ -52,7 +53,7 @@ Exit status: 1 when a value was found, 0 when none was, 125 on errors.`,
 				return err
 			}
 			defer closeProviders(p, d)
-			secrets, err := inject.Resolve(c.Context, p.Sources, p.Providers)
+			secrets, err := inject.Resolve(ctx, p.Sources, p.Providers)
 			if err != nil {
 				return err
 			}
@@ -79,15 +80,15 @@ Exit status: 1 when a value was found, 0 when none was, 125 on errors.`,
 				roots := paths
 				if len(roots) == 0 {
 					roots = []string{"."}
-					if top, err := scan.TopLevel(c.Context, wd); err == nil {
+					if top, err := scan.TopLevel(ctx, wd); err == nil {
 						roots = []string{relative(wd, top)}
 					}
 				}
-				if err := add(s.Tree(c.Context, roots)); err != nil {
+				if err := add(s.Tree(ctx, roots)); err != nil {
 					return fmt.Errorf("scan: %w", err)
 				}
 			} else {
-				top, err := scan.TopLevel(c.Context, wd)
+				top, err := scan.TopLevel(ctx, wd)
 				if err != nil {
 					return fmt.Errorf("scan: --history and --staged search a git repository: %w", err)
 				}
@@ -96,12 +97,12 @@ Exit status: 1 when a value was found, 0 when none was, 125 on errors.`,
 					return err
 				}
 				if c.Bool("staged") {
-					if err := add(s.Staged(c.Context, top, keep)); err != nil {
+					if err := add(s.Staged(ctx, top, keep)); err != nil {
 						return fmt.Errorf("scan --staged: %w", err)
 					}
 				}
 				if c.Bool("history") {
-					if err := add(s.History(c.Context, top, keep)); err != nil {
+					if err := add(s.History(ctx, top, keep)); err != nil {
 						return fmt.Errorf("scan --history: %w", err)
 					}
 				}

@@ -1,11 +1,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"runtime"
 	"runtime/debug"
 
-	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v3"
 )
 
 // version is set at release time with -ldflags "-X main.version=v1.2.3".
@@ -15,7 +16,7 @@ func versionCommand(d deps) *cli.Command {
 	return &cli.Command{
 		Name:  "version",
 		Usage: "print secretrun's version",
-		Action: func(c *cli.Context) error {
+		Action: func(ctx context.Context, c *cli.Command) error {
 			v := version
 			if v == "" {
 				v = "(devel)"

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v3"
 
 	"github.com/secretrun/secretrun/config"
 	"github.com/secretrun/secretrun/inject"
@@ -24,7 +24,7 @@ func parsed(t *testing.T, args ...string) (*runOptions, int, string) {
 	t.Helper()
 	var got *runOptions
 	var stdout, stderr bytes.Buffer
-	d := deps{stdout: &stdout, stderr: &stderr, getwd: os.Getwd, run: func(_ *cli.Context, o *runOptions) error {
+	d := deps{stdout: &stdout, stderr: &stderr, getwd: os.Getwd, run: func(_ context.Context, _ *cli.Command, o *runOptions) error {
 		got = o
 		return nil
 	}}
@@ -52,6 +52,10 @@ func TestRunFlags(t *testing.T) {
 		{[]string{"--", "app", "--watch", "--mask"}, runOptions{Args: []string{"app", "--watch", "--mask"}, LogFormat: "text"}},
 		// A program named like a secretrun command runs as a program.
 		{[]string{"--", "env"}, runOptions{Args: []string{"env"}, LogFormat: "text"}},
+		// Flags end at the command's first argument, -- or not.
+		{[]string{"run", "app", "--watch", "-e", "prod"}, runOptions{Args: []string{"app", "--watch", "-e", "prod"}, LogFormat: "text"}},
+		{[]string{"--mask", "app", "--", "--watch"}, runOptions{Args: []string{"app", "--", "--watch"}, Mask: &yes, LogFormat: "text"}},
+		{[]string{" --watch", "app"}, runOptions{Args: []string{" --watch", "app"}, LogFormat: "text"}},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			got, status, stderr := parsed(t, tc.args...)
@@ -81,6 +85,10 @@ func TestRunFlagErrors(t *testing.T) {
 		{[]string{"--log-format", "xml", "--", "app"}, `secretrun: --log-format: unknown format "xml" (text or json)` + "\n"},
 		{[]string{"--wach", "--", "app"}, "secretrun: flag provided but not defined: -wach; see `secretrun run --help`\n"},
 		{[]string{"--mask=maybe", "--", "app"}, "secretrun: invalid boolean value \"maybe\" for -mask: parse error; see `secretrun run --help`\n"},
+		{[]string{"--watch=", "--", "app"}, "secretrun: invalid boolean value \"\" for -watch: parse error; see `secretrun run --help`\n"},
+		{[]string{"--log-format"}, "secretrun: flag needs an argument: -log-format; see `secretrun run --help`\n"},
+		{[]string{"-1", "--", "app"}, "secretrun: flag provided but not defined: -1; see `secretrun run --help`\n"},
+		{[]string{"---watch", "--", "app"}, "secretrun: bad flag syntax: ---watch; see `secretrun run --help`\n"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			got, status, stderr := parsed(t, tc.args...)
