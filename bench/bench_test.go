@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -162,9 +163,17 @@ func checkLatency(t *testing.T, lr *latencyResult) {
 	if lr.probes.missing != "" {
 		providertest.Need(t, "strace", errors.New(lr.probes.missing))
 	}
+	controlled := false
 	for _, r := range lr.probes.rows {
 		if r.missing != "" {
 			t.Errorf("%s: no trace: %s", r.backend, r.missing)
+			continue
+		}
+		if r.control {
+			if !slices.ContainsFunc(r.files, func(f string) bool { return strings.Contains(f, "~/.vault-token (found)") }) {
+				t.Errorf("%s without VAULT_TOKEN: the trace shows no read of ~/.vault-token: %q", r.backend, r.files)
+			}
+			controlled = true
 			continue
 		}
 		if r.metadata != 0 {
@@ -180,5 +189,8 @@ func checkLatency(t *testing.T, lr *latencyResult) {
 				t.Errorf("%s: %s with credentials given", r.backend, f)
 			}
 		}
+	}
+	if !controlled && len(lr.probes.rows) > 0 {
+		t.Error("no control run without VAULT_TOKEN")
 	}
 }

@@ -35,7 +35,11 @@ var probeHomeFiles = map[string]string{
 }
 
 type probeRow struct {
-	backend  string
+	backend string
+	// control is a run without the backend's credentials in the
+	// environment: it must show the fallback being read, or the trace
+	// would prove nothing.
+	control  bool
 	connects []string
 	files    []string
 	metadata int // connections to the metadata stand-in
@@ -85,10 +89,26 @@ func (h *harness) measureProbes(ctx context.Context, backends []*latencyBackend)
 	}()
 	labels := map[string]string{trap.Addr().String(): "instance metadata stand-in"}
 	for _, b := range backends {
-		labels[b.server] = b.title
+		labels[b.server] = "the backend"
 	}
+	type run struct {
+		b       *latencyBackend
+		control bool
+	}
+	var runs []run
 	for _, b := range backends {
-		row := probeRow{backend: b.title}
+		runs = append(runs, run{b, false})
+	}
+	// Vault's control: without VAULT_TOKEN, secretrun falls back to
+	// ~/.vault-token (whose token the server then refuses).
+	for _, b := range backends {
+		if strings.HasPrefix(b.title, "Vault") && !b.tls {
+			runs = append(runs, run{b, true})
+		}
+	}
+	for i, r := range runs {
+		b := r.b
+		row := probeRow{backend: b.title, control: r.control}
 		t := b.direct[0]
 		if t.name != toolSecretrun || t.missing != "" {
 			row.missing = "secretrun not measured"
@@ -101,14 +121,18 @@ func (h *harness) measureProbes(ctx context.Context, backends []*latencyBackend)
 			switch k {
 			case "HOME", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_EC2_METADATA_DISABLED":
 				continue
+			case "VAULT_TOKEN":
+				if r.control {
+					continue
+				}
 			}
 			env = append(env, kv)
 		}
 		env = append(env, "HOME="+home, "AWS_EC2_METADATA_SERVICE_ENDPOINT=http://"+trap.Addr().String()+"/")
-		out := filepath.Join(h.dir, "strace-"+strings.NewReplacer(" ", "-", "/", "-", "`", "", "(", "", ")", "", ",", "").Replace(b.title)+".log")
+		out := filepath.Join(h.dir, fmt.Sprintf("strace-%d.log", i))
 		before := knocks.Load()
 		argv := append([]string{strace, "-f", "-qq", "-o", out, "-e", "trace=connect,%file"}, t.argv([]string{"/bin/true"})...)
-		if _, err := timeCommand(ctx, argv, env); err != nil {
+		if _, err := timeCommand(ctx, argv, env); err != nil && !r.control {
 			row.missing = firstLine("", err)
 			res.rows = append(res.rows, row)
 			continue
@@ -150,6 +174,9 @@ func parseStrace(trace, home string, labels map[string]string) (connects, files 
 			}
 		} else if m := straceUnix.FindStringSubmatch(line); m != nil {
 			dest = "unix " + m[1]
+			if m[1] == `"/var/run/nscd/socket"` {
+				dest += " (glibc's user lookup, e.g. `user.Current`)"
+			}
 		}
 		if dest != "" && !seenC[dest] {
 			seenC[dest] = true
@@ -187,7 +214,8 @@ func (pr *probeResult) markdown(p func(string, ...any)) {
 	p("secret), secretrun's start-up ran once per backend under `strace -f -e trace=connect,%%file`, in a home holding\n")
 	p("`~/.aws/config` with an SSO profile as default, `~/.aws/credentials`, a token in `~/.aws/sso/cache` and\n")
 	p("`~/.vault-token`, and with `AWS_EC2_METADATA_SERVICE_ENDPOINT` pointed at a loopback listener that counts\n")
-	p("connections, so that a metadata probe would show without leaving the machine.\n\n")
+	p("connections, so that a metadata probe would show without leaving the machine. The control row runs without\n")
+	p("`VAULT_TOKEN`: secretrun then reads `~/.vault-token`, which shows that the trace would catch such a read.\n\n")
 	if pr.missing != "" {
 		p("Not measured: %s.\n\n", pr.missing)
 		return
@@ -202,7 +230,11 @@ func (pr *probeResult) markdown(p func(string, ...any)) {
 		if len(r.files) > 0 {
 			files = strings.Join(r.files, ", ")
 		}
-		p("| %s | %s | %s | %d |\n", r.backend, strings.Join(r.connects, ", "), files, r.metadata)
+		name := r.backend
+		if r.control {
+			name += ", control: no `VAULT_TOKEN`"
+		}
+		p("| %s | %s | %s | %d |\n", name, strings.Join(r.connects, ", "), files, r.metadata)
 	}
 	p("\n")
 }
