@@ -124,7 +124,7 @@ func (r *report) peerTargets(p func(string, ...any)) {
 			peers = append(peers, x.tool+" "+mib(x.hwm))
 			worst = worst && self.hwm <= x.hwm
 		}
-		detail := "secretrun " + mib(self.hwm)
+		detail := fmt.Sprintf("secretrun %s (VmRSS %s)", mib(self.hwm), mib(self.rss))
 		if len(peers) > 0 {
 			detail += "; " + strings.Join(peers, ", ")
 		}
