@@ -28,9 +28,10 @@ func observeRun(d deps, f *config.File, p *config.Plan, job *inject.Job) (stop f
 	if err != nil {
 		return nil, err
 	}
-	base := describeRun(d, f, p, job)
+	base := describeRun(f, p, job)
 	var trail *audit.Trail
 	if settings.Sink != "" {
+		identify(&base, f)
 		sink, err := audit.Open(settings.Sink, d.stderr)
 		if err != nil {
 			return nil, err
@@ -81,13 +82,9 @@ func observeRun(d deps, f *config.File, p *config.Plan, job *inject.Job) (stop f
 	}, nil
 }
 
-// describeRun is what every audit record of this run says about it.
-func describeRun(d deps, f *config.File, p *config.Plan, job *inject.Job) audit.Record {
-	host, _ := os.Hostname()
-	name := strconv.Itoa(os.Getuid())
-	if u, err := user.Current(); err == nil {
-		name = u.Username
-	}
+// describeRun is what secretrun status and every audit record of this run
+// say about it.
+func describeRun(f *config.File, p *config.Plan, job *inject.Job) audit.Record {
 	cfg := f.Name
 	if abs, err := filepath.Abs(f.Name); err == nil {
 		cfg = abs
@@ -97,9 +94,20 @@ func describeRun(d deps, f *config.File, p *config.Plan, job *inject.Job) audit.
 		command = job.Args[0]
 	}
 	return audit.Record{
-		Host: host, User: name, PID: os.Getpid(), Command: command,
-		Config: cfg, ConfigDigest: f.Digest(), Environment: p.Environment, Scope: p.Scope,
+		PID: os.Getpid(), Command: command, Config: cfg, Environment: p.Environment, Scope: p.Scope,
 	}
+}
+
+// identify adds to r what only the audit trail needs: the host, the user
+// (a passwd lookup) and the config's digest, left out of every run without
+// one.
+func identify(r *audit.Record, f *config.File) {
+	r.Host, _ = os.Hostname()
+	r.User = strconv.Itoa(os.Getuid())
+	if u, err := user.Current(); err == nil {
+		r.User = u.Username
+	}
+	r.ConfigDigest = f.Digest()
 }
 
 func auditCommand(d deps) *cli.Command {
