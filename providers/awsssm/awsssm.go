@@ -45,8 +45,6 @@ import (
 	"strings"
 	"sync/atomic"
 
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
-
 	"github.com/secretrun/secretrun/providers"
 	"github.com/secretrun/secretrun/providers/internal/awsconf"
 )
@@ -67,9 +65,9 @@ type provider struct {
 	conn awsconf.Lazy[conn]
 }
 
-// conn is the SDK client, made on first use and shared by every call.
+// conn is the client, made on first use and shared by every call.
 type conn struct {
-	ssm    *ssm.Client
+	ssm    *api
 	loaded awsconf.Loaded
 	// noBatch is set once GetParameters was refused while GetParameter
 	// was allowed for every name: a policy that grants the single read

@@ -5,14 +5,11 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
-
 	"github.com/secretrun/secretrun/providers"
 	"github.com/secretrun/secretrun/providers/internal/awsconf"
 )
 
-// client returns the instance's one SDK client, building it on first use.
+// client returns the instance's one client, building it on first use.
 // A failed build is not remembered, so a later call can succeed.
 func (p *provider) client(ctx context.Context) (*conn, error) {
 	return p.conn.Get(func() (*conn, error) {
@@ -20,13 +17,83 @@ func (p *provider) client(ctx context.Context) (*conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		client := ssm.NewFromConfig(l.Config, func(o *ssm.Options) {
-			if l.Endpoint != "" {
-				o.BaseEndpoint = aws.String(l.Endpoint)
-			}
-		})
-		return &conn{ssm: client, loaded: l}, nil
+		a, err := newAPI(l.Config, l.Endpoint)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+		return &conn{ssm: a, loaded: l}, nil
 	})
+}
+
+// parameter is one version of a parameter as Parameter Store sends it;
+// the fields the provider has no use for are left out.
+type parameter struct {
+	Name    string
+	ARN     string
+	Value   string
+	Version int64
+}
+
+func (a *api) getParameters(ctx context.Context, names []string, decrypt bool) (found []parameter, invalid []string, err error) {
+	var out struct {
+		Parameters        []parameter
+		InvalidParameters []string
+	}
+	err = a.call(ctx, "GetParameters", struct {
+		Names          []string
+		WithDecryption bool
+	}{names, decrypt}, &out)
+	return out.Parameters, out.InvalidParameters, err
+}
+
+func (a *api) getParameter(ctx context.Context, name string, decrypt bool) (*parameter, error) {
+	var out struct{ Parameter *parameter }
+	err := a.call(ctx, "GetParameter", struct {
+		Name           string
+		WithDecryption bool
+	}{name, decrypt}, &out)
+	return out.Parameter, err
+}
+
+// getParametersByPath reads every page below path, as the SDK's paginator
+// does: until a page comes without a NextToken.
+func (a *api) getParametersByPath(ctx context.Context, path string, recursive, decrypt bool, pageSize int32) ([]parameter, error) {
+	var all []parameter
+	next := ""
+	for {
+		var out struct {
+			Parameters []parameter
+			NextToken  string
+		}
+		err := a.call(ctx, "GetParametersByPath", struct {
+			Path           string
+			Recursive      bool
+			WithDecryption bool
+			MaxResults     int32
+			NextToken      string `json:",omitempty"`
+		}{path, recursive, decrypt, pageSize, next}, &out)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, out.Parameters...)
+		if out.NextToken == "" {
+			return all, nil
+		}
+		next = out.NextToken
+	}
+}
+
+// putSecureString stores value as a new Standard-tier SecureString
+// version of name, replacing the current one only with overwrite.
+func (a *api) putSecureString(ctx context.Context, name string, value string, overwrite bool) error {
+	var out struct{}
+	return a.call(ctx, "PutParameter", struct {
+		Name      string
+		Value     string
+		Type      string
+		Tier      string
+		Overwrite bool
+	}{name, value, "SecureString", "Standard", overwrite}, &out)
 }
 
 // where names the region, and the endpoint when it is not AWS's own.

@@ -9,10 +9,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
-	"github.com/aws/aws-sdk-go-v2/service/ssm/types"
-
 	"github.com/secretrun/secretrun/providers"
 	"github.com/secretrun/secretrun/providers/internal/awsconf"
 )
@@ -34,8 +30,8 @@ type param struct {
 	value     string
 }
 
-func fromParameter(p types.Parameter) *param {
-	return &param{name: aws.ToString(p.Name), arn: aws.ToString(p.ARN), version: p.Version, value: aws.ToString(p.Value)}
+func fromParameter(p parameter) *param {
+	return &param{name: p.Name, arn: p.ARN, version: p.Version, value: p.Value}
 }
 
 // read is the outcome of reading one parameter id.
@@ -183,21 +179,13 @@ func (p *provider) listAll(ctx context.Context, c *conn, refs []*ref, decrypt bo
 
 // list reads every page of one path, sorted by name.
 func (p *provider) list(ctx context.Context, c *conn, k pathKey, decrypt bool) ([]*param, error) {
-	pages := ssm.NewGetParametersByPathPaginator(c.ssm, &ssm.GetParametersByPathInput{
-		Path:           aws.String(k.path),
-		Recursive:      aws.Bool(k.recursive),
-		WithDecryption: aws.Bool(decrypt),
-		MaxResults:     aws.Int32(pageSize),
-	})
-	var out []*param
-	for pages.HasMorePages() {
-		page, err := pages.NextPage(ctx)
-		if err != nil {
-			return nil, classify(ctx, err)
-		}
-		for _, prm := range page.Parameters {
-			out = append(out, fromParameter(prm))
-		}
+	found, err := c.ssm.getParametersByPath(ctx, k.path, k.recursive, decrypt, pageSize)
+	if err != nil {
+		return nil, classify(ctx, err)
+	}
+	out := make([]*param, len(found))
+	for i, prm := range found {
+		out[i] = fromParameter(prm)
 	}
 	slices.SortFunc(out, func(a, b *param) int { return strings.Compare(a.name, b.name) })
 	return out, nil
@@ -273,7 +261,7 @@ func (p *provider) batch(ctx context.Context, c *conn, ids []string, decrypt boo
 	if c.noBatch.Load() {
 		return p.each(ctx, c, ids, decrypt), nil
 	}
-	resp, err := c.ssm.GetParameters(ctx, &ssm.GetParametersInput{Names: ids, WithDecryption: aws.Bool(decrypt)})
+	found, invalid, err := c.ssm.getParameters(ctx, ids, decrypt)
 	if err != nil {
 		err = classify(ctx, err)
 		if wholeBackend(err) {
@@ -289,7 +277,7 @@ func (p *provider) batch(ctx context.Context, c *conn, ids []string, decrypt boo
 		return each, nil
 	}
 	out := make(map[string]read, len(ids))
-	for _, prm := range resp.Parameters {
+	for _, prm := range found {
 		got := fromParameter(prm)
 		for _, id := range ids {
 			if name := baseName(id); name == got.name || name == got.arn || id == got.arn {
@@ -297,7 +285,7 @@ func (p *provider) batch(ctx context.Context, c *conn, ids []string, decrypt boo
 			}
 		}
 	}
-	for _, bad := range resp.InvalidParameters {
+	for _, bad := range invalid {
 		for _, id := range ids {
 			if _, done := out[id]; !done && id == bad {
 				out[id] = read{err: notFound(id)}
@@ -333,13 +321,13 @@ func (p *provider) each(ctx context.Context, c *conn, ids []string, decrypt bool
 	out := make(map[string]read, len(ids))
 	var mu sync.Mutex
 	parallel(len(ids), func(i int) {
-		resp, err := c.ssm.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(ids[i]), WithDecryption: aws.Bool(decrypt)})
+		prm, err := c.ssm.getParameter(ctx, ids[i], decrypt)
 		rd := read{err: classify(ctx, err)}
 		if err == nil {
-			if resp.Parameter == nil {
+			if prm == nil {
 				rd.err = notFound(ids[i])
 			} else {
-				rd = read{p: fromParameter(*resp.Parameter)}
+				rd = read{p: fromParameter(*prm)}
 			}
 		}
 		mu.Lock()

@@ -6,9 +6,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
-	"github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	"github.com/aws/smithy-go"
 
 	"github.com/secretrun/secretrun/providers"
@@ -97,13 +94,7 @@ func (p *provider) Write(ctx context.Context, src *providers.Source, values []pr
 	}
 	var written []string
 	for i, v := range values {
-		_, err := c.ssm.PutParameter(ctx, &ssm.PutParameterInput{
-			Name:      aws.String(names[i]),
-			Value:     aws.String(v.Value.Reveal()),
-			Type:      types.ParameterTypeSecureString,
-			Tier:      types.ParameterTierStandard,
-			Overwrite: aws.Bool(replace),
-		})
+		err := c.ssm.putSecureString(ctx, names[i], v.Value.Reveal(), replace)
 		var api smithy.APIError
 		switch {
 		case err == nil:
