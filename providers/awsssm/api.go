@@ -302,8 +302,8 @@ func (a *api) send(ctx context.Context, op string, body []byte, skew time.Durati
 	case resp.StatusCode < 200 || resp.StatusCode >= 300:
 		err = apiError(resp.Header, data)
 	default:
-		if jerr := json.Unmarshal(data, out); jerr != nil {
-			err = &smithy.DeserializationError{Err: fmt.Errorf("decode response body: %w", jerr)}
+		if json.Unmarshal(data, out) != nil {
+			err = notJSON("the "+op, data)
 		}
 	}
 	if err != nil {
@@ -326,7 +326,7 @@ func apiError(h http.Header, data []byte) error {
 		Code    any
 	}
 	if err := json.NewDecoder(bytes.NewReader(data)).Decode(&info); err != nil && err != io.EOF {
-		return &smithy.DeserializationError{Err: fmt.Errorf("failed to decode response body, %w", err)}
+		return notJSON("an error", data)
 	}
 	code := "UnknownError"
 	if c, ok := info.Code.(string); ok && c != "" {
@@ -345,4 +345,11 @@ func apiError(h http.Header, data []byte) error {
 		code = code[i+1:]
 	}
 	return &smithy.GenericAPIError{Code: code, Message: info.Message}
+}
+
+// notJSON says that a body could not be read, without quoting the
+// decoder's complaint: that names a character of the body, which can be
+// part of a value.
+func notJSON(what string, data []byte) error {
+	return &smithy.DeserializationError{Err: fmt.Errorf("%s response is not the JSON expected (%d bytes)", what, len(data))}
 }
