@@ -407,6 +407,10 @@ func TestEndpointsAsTheSDKResolves(t *testing.T) {
 	if _, _, err := resolveEndpoint(aws.Config{Region: "eu-west-1", ConfigSources: fipsOn}, "http://127.0.0.1:4566"); err == nil || !strings.Contains(err.Error(), "FIPS") {
 		t.Errorf("FIPS with a custom endpoint: %v, want a refusal naming FIPS", err)
 	}
+	dualOn := []any{config.LoadOptions{UseDualStackEndpoint: aws.DualStackEndpointStateEnabled}}
+	if _, _, err := resolveEndpoint(aws.Config{Region: "eu-west-1", ConfigSources: dualOn}, "http://127.0.0.1:4566"); err == nil || !strings.Contains(err.Error(), "dual-stack") {
+		t.Errorf("dual-stack with a custom endpoint: %v, want a refusal naming dual-stack", err)
+	}
 	if _, _, err := resolveEndpoint(aws.Config{Region: "eu west 1"}, ""); err == nil || !strings.Contains(err.Error(), `"eu west 1"`) {
 		t.Errorf("a malformed region: %v, want a refusal naming it", err)
 	}

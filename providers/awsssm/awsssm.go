@@ -14,6 +14,13 @@
 // environment, the shared config (profiles, SSO, credential_process), web
 // identity (CI OIDC, EKS), container and instance metadata.
 //
+// Without an endpoint given, calls go where the SDK would send them: the
+// shared config's `services` section for ssm, else the profile's
+// endpoint_url, else https://ssm.REGION.amazonaws.com (amazonaws.com.cn in
+// China, and so on), its FIPS or dual-stack variant when
+// AWS_USE_FIPS_ENDPOINT, AWS_USE_DUALSTACK_ENDPOINT or the profile ask for
+// one. Either with an endpoint given is refused, as the SDK refuses it.
+//
 // Source keys (one of parameter or path):
 //
 //	parameter: a parameter's name or ARN; one plain value, for `as:`

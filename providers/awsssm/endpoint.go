@@ -76,9 +76,9 @@ func resolveEndpoint(cfg aws.Config, endpoint string) (string, string, error) {
 	if endpoint != "" {
 		switch {
 		case fips:
-			return "", "", fmt.Errorf("endpoint %s: a FIPS endpoint was asked for (AWS_USE_FIPS_ENDPOINT, use_fips_endpoint or a fips region) together with a custom endpoint; the SDK refuses the pair too: drop one", endpoint)
+			return "", "", fmt.Errorf("endpoint %s: a FIPS endpoint is asked for too (AWS_USE_FIPS_ENDPOINT, use_fips_endpoint or a fips- region), and a given endpoint cannot be made FIPS: drop one of them", endpoint)
 		case dualStack:
-			return "", "", fmt.Errorf("endpoint %s: a dual-stack endpoint was asked for (AWS_USE_DUALSTACK_ENDPOINT or use_dualstack_endpoint) together with a custom endpoint; the SDK refuses the pair too: drop one", endpoint)
+			return "", "", fmt.Errorf("endpoint %s: a dual-stack endpoint is asked for too (AWS_USE_DUALSTACK_ENDPOINT or use_dualstack_endpoint), and a given endpoint cannot be made dual-stack: drop one of them", endpoint)
 		}
 		u, err := url.Parse(endpoint)
 		if err != nil {
