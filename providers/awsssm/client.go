@@ -39,7 +39,7 @@ func (a *api) getParameters(ctx context.Context, names []string, decrypt bool) (
 		Parameters        []parameter
 		InvalidParameters []string
 	}
-	err = a.call(ctx, "GetParameters", struct {
+	err = a.Call(ctx, "GetParameters", struct {
 		Names          []string
 		WithDecryption bool
 	}{names, decrypt}, &out)
@@ -48,7 +48,7 @@ func (a *api) getParameters(ctx context.Context, names []string, decrypt bool) (
 
 func (a *api) getParameter(ctx context.Context, name string, decrypt bool) (*parameter, error) {
 	var out struct{ Parameter *parameter }
-	err := a.call(ctx, "GetParameter", struct {
+	err := a.Call(ctx, "GetParameter", struct {
 		Name           string
 		WithDecryption bool
 	}{name, decrypt}, &out)
@@ -65,7 +65,7 @@ func (a *api) getParametersByPath(ctx context.Context, path string, recursive, d
 			Parameters []parameter
 			NextToken  string
 		}
-		err := a.call(ctx, "GetParametersByPath", struct {
+		err := a.Call(ctx, "GetParametersByPath", struct {
 			Path           string
 			Recursive      bool
 			WithDecryption bool
@@ -87,7 +87,7 @@ func (a *api) getParametersByPath(ctx context.Context, path string, recursive, d
 // version of name, replacing the current one only with overwrite.
 func (a *api) putSecureString(ctx context.Context, name string, value string, overwrite bool) error {
 	var out struct{}
-	return a.call(ctx, "PutParameter", struct {
+	return a.Call(ctx, "PutParameter", struct {
 		Name      string
 		Value     string
 		Type      string

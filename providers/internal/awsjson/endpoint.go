@@ -1,10 +1,11 @@
-package awsssm
+package awsjson
 
 import (
 	"context"
 	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -52,14 +53,14 @@ func partitionOf(region string) partition {
 	return partitions[0].partition
 }
 
-// resolveEndpoint is the SDK's choice of URL for SSM, and the region to
-// sign for. An endpoint given to secretrun (setting, AWS_ENDPOINT_URL_SSM,
+// ResolveEndpoint is the SDK's choice of URL for svc, and the region to
+// sign for. An endpoint given to secretrun (setting, AWS_ENDPOINT_URL_<ID>,
 // AWS_ENDPOINT_URL) wins; then the shared config's `services` section for
-// ssm, then the profile's endpoint_url; else AWS's own endpoint for the
+// the service, then the profile's endpoint_url; else AWS's own endpoint for the
 // region, FIPS or dual-stack when AWS_USE_FIPS_ENDPOINT,
 // AWS_USE_DUALSTACK_ENDPOINT or the profile ask for it (or the region is
 // a FIPS pseudo-region such as fips-us-gov-west-1).
-func resolveEndpoint(cfg aws.Config, endpoint string) (string, string, error) {
+func ResolveEndpoint(cfg aws.Config, endpoint string, svc Service) (string, string, error) {
 	ctx := context.Background()
 	region := cfg.Region
 	fips, dualStack := useFIPS(ctx, cfg.ConfigSources), useDualStack(ctx, cfg.ConfigSources)
@@ -71,7 +72,7 @@ func resolveEndpoint(cfg aws.Config, endpoint string) (string, string, error) {
 		return "", "", fmt.Errorf("region %q: not a region name, such as eu-west-1", cfg.Region)
 	}
 	if endpoint == "" {
-		endpoint = configuredEndpoint(ctx, cfg)
+		endpoint = configuredEndpoint(ctx, cfg, svc.ID)
 	}
 	if endpoint != "" {
 		switch {
@@ -91,29 +92,34 @@ func resolveEndpoint(cfg aws.Config, endpoint string) (string, string, error) {
 		return "", "", fmt.Errorf("no region")
 	}
 	p := partitionOf(region)
+	name := svc.SigningName
 	var host string
 	switch {
+	case fips && dualStack && slices.Contains(svc.FIPSDualStackIsRegular, p.name):
+		host = name + "-fips." + region + "." + p.dnsSuffix
 	case fips && dualStack:
-		host = "ssm-fips." + region + "." + p.dualStackSuffix
-	case fips && p.name == "aws-us-gov":
+		host = name + "-fips." + region + "." + p.dualStackSuffix
+	case fips && p.name == "aws-us-gov" && svc.GovCloudFIPSIsRegular:
 		// GovCloud's regular endpoints are its FIPS endpoints.
-		host = "ssm." + region + ".amazonaws.com"
+		host = name + "." + region + ".amazonaws.com"
 	case fips:
-		host = "ssm-fips." + region + "." + p.dnsSuffix
+		host = name + "-fips." + region + "." + p.dnsSuffix
+	case dualStack && slices.Contains(svc.DualStackIsRegular, p.name):
+		host = name + "." + region + "." + p.dnsSuffix
 	case dualStack:
-		host = "ssm." + region + "." + p.dualStackSuffix
+		host = name + "." + region + "." + p.dualStackSuffix
 	default:
-		host = "ssm." + region + "." + p.dnsSuffix
+		host = name + "." + region + "." + p.dnsSuffix
 	}
 	return "https://" + host + "/", region, nil
 }
 
-// configuredEndpoint is the endpoint the shared config gives SSM: its
+// configuredEndpoint is the endpoint the shared config gives the service: its
 // `services` section, else the profile's endpoint_url (in
 // cfg.BaseEndpoint), unless AWS_IGNORE_CONFIGURED_ENDPOINT_URLS or the
 // profile say to ignore both. The environment's variables are already in
 // the provider's endpoint.
-func configuredEndpoint(ctx context.Context, cfg aws.Config) string {
+func configuredEndpoint(ctx context.Context, cfg aws.Config, serviceID string) string {
 	if ignore, found, err := config.GetIgnoreConfiguredEndpoints(ctx, cfg.ConfigSources); found && ignore && err == nil {
 		return ""
 	}
