@@ -48,8 +48,6 @@ import (
 	"fmt"
 	"sync/atomic"
 
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-
 	"github.com/secretrun/secretrun/providers"
 	"github.com/secretrun/secretrun/providers/internal/awsconf"
 )
@@ -70,9 +68,9 @@ type provider struct {
 	conn awsconf.Lazy[conn]
 }
 
-// conn is the SDK client, made on first use and shared by every call.
+// conn is the client, made on first use and shared by every call.
 type conn struct {
-	sm     *secretsmanager.Client
+	sm     *api
 	loaded awsconf.Loaded
 	// noBatch is set once BatchGetSecretValue was refused as a whole: IAM
 	// policies often grant GetSecretValue on a few ARNs and nothing else.

@@ -4,13 +4,11 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-
 	"github.com/secretrun/secretrun/providers/internal/awsconf"
+	"github.com/secretrun/secretrun/providers/internal/awsjson"
 )
 
-// client returns the instance's one SDK client, building it on first use.
+// client returns the instance's one client, building it on first use.
 // A failed build is not remembered, so a later call can succeed.
 func (p *provider) client(ctx context.Context) (*conn, error) {
 	return p.conn.Get(func() (*conn, error) {
@@ -18,12 +16,11 @@ func (p *provider) client(ctx context.Context) (*conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		sm := secretsmanager.NewFromConfig(l.Config, func(o *secretsmanager.Options) {
-			if l.Endpoint != "" {
-				o.BaseEndpoint = aws.String(l.Endpoint)
-			}
-		})
-		return &conn{sm: sm, loaded: l}, nil
+		c, err := awsjson.New(l.Config, l.Endpoint, smService)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+		return &conn{sm: &api{c}, loaded: l}, nil
 	})
 }
 

@@ -8,10 +8,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
-
 	"github.com/secretrun/secretrun/providers"
 	"github.com/secretrun/secretrun/providers/internal/awsconf"
 )
@@ -68,8 +64,8 @@ func (p *provider) Fetch(ctx context.Context, sources []*providers.Source) ([]pr
 		entries, err := p.list(ctx, c, []string{prefixes[i]})
 		l := listing{err: err}
 		for _, e := range entries {
-			if strings.HasPrefix(aws.ToString(e.Name), prefixes[i]) {
-				l.names = append(l.names, aws.ToString(e.Name))
+			if strings.HasPrefix(e.Name, prefixes[i]) {
+				l.names = append(l.names, e.Name)
 			}
 		}
 		slices.Sort(l.names)
@@ -229,9 +225,9 @@ func (p *provider) batch(ctx context.Context, c *conn, ids []string) (map[string
 		return p.each(ctx, c, ids), nil
 	}
 	out := make(map[string]read, len(ids))
-	in := &secretsmanager.BatchGetSecretValueInput{SecretIdList: ids}
+	next := ""
 	for {
-		resp, err := c.sm.BatchGetSecretValue(ctx, in)
+		resp, err := c.sm.batchGetSecretValue(ctx, ids, next)
 		if err != nil {
 			err = classify(ctx, err)
 			if wholeBackend(err) {
@@ -254,17 +250,17 @@ func (p *provider) batch(ctx context.Context, c *conn, ids []string) (map[string
 			}
 		}
 		for _, e := range resp.Errors {
-			err := codeError(aws.ToString(e.ErrorCode), aws.ToString(e.Message))
+			err := codeError(e.ErrorCode, e.Message)
 			for _, id := range ids {
-				if _, done := out[id]; !done && matches(id, aws.ToString(e.SecretId), aws.ToString(e.SecretId)) {
+				if _, done := out[id]; !done && matches(id, e.SecretId, e.SecretId) {
 					out[id] = read{err: err}
 				}
 			}
 		}
-		if aws.ToString(resp.NextToken) == "" {
+		if resp.NextToken == "" {
 			break
 		}
-		in.NextToken = resp.NextToken
+		next = resp.NextToken
 	}
 	for _, id := range ids {
 		if _, ok := out[id]; !ok {
@@ -289,26 +285,16 @@ func (p *provider) each(ctx context.Context, c *conn, ids []string) map[string]r
 
 // get reads one version with GetSecretValue.
 func (p *provider) get(ctx context.Context, c *conn, id, versionID, stage string) (*value, error) {
-	in := &secretsmanager.GetSecretValueInput{SecretId: aws.String(id)}
-	if versionID != "" {
-		in.VersionId = aws.String(versionID)
-	}
-	if stage != "" {
-		in.VersionStage = aws.String(stage)
-	}
-	out, err := c.sm.GetSecretValue(ctx, in)
+	out, err := c.sm.getSecretValue(ctx, id, versionID, stage)
 	if err != nil {
 		return nil, classify(ctx, err)
 	}
-	return &value{
-		name: aws.ToString(out.Name), arn: aws.ToString(out.ARN), versionID: aws.ToString(out.VersionId),
-		stages: out.VersionStages, str: out.SecretString, bin: out.SecretBinary,
-	}, nil
+	return fromEntry(*out), nil
 }
 
-func fromEntry(e types.SecretValueEntry) *value {
+func fromEntry(e secretValue) *value {
 	return &value{
-		name: aws.ToString(e.Name), arn: aws.ToString(e.ARN), versionID: aws.ToString(e.VersionId),
+		name: e.Name, arn: e.ARN, versionID: e.VersionId,
 		stages: e.VersionStages, str: e.SecretString, bin: e.SecretBinary,
 	}
 }

@@ -11,10 +11,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
-
 	"github.com/secretrun/secretrun/providers"
 	"github.com/secretrun/secretrun/providers/internal/awsconf"
 )
@@ -130,7 +126,7 @@ func (p *provider) stageMaps(ctx context.Context, c *conn, ids []string) (map[st
 			}
 			for _, e := range entries {
 				for _, id := range groups[i] {
-					if matches(id, aws.ToString(e.Name), aws.ToString(e.ARN)) {
+					if matches(id, e.Name, e.ARN) {
 						out[id] = stageMap{known: true, ids: e.SecretVersionsToStages}
 					}
 				}
@@ -161,7 +157,7 @@ func (p *provider) stageMaps(ctx context.Context, c *conn, ids []string) (map[st
 }
 
 func (p *provider) describe(ctx context.Context, c *conn, id string) (stageMap, error) {
-	d, err := c.sm.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(id)})
+	d, err := c.sm.describeSecret(ctx, id)
 	if err != nil {
 		err = classify(ctx, err)
 		if errors.Is(err, providers.ErrNotFound) {
@@ -194,7 +190,7 @@ func (p *provider) prefixMaps(ctx context.Context, c *conn, prefixes []string) (
 		}
 		var lines []string
 		for _, e := range entries {
-			if name := aws.ToString(e.Name); strings.HasPrefix(name, prefixes[i]) {
+			if name := e.Name; strings.HasPrefix(name, prefixes[i]) {
 				m := stageMap{known: true, ids: e.SecretVersionsToStages}
 				lines = append(lines, name+"\x00"+m.label(stageCurrent))
 			}
@@ -212,19 +208,10 @@ func (p *provider) prefixMaps(ctx context.Context, c *conn, prefixes []string) (
 
 // list returns the secrets whose names start with one of names, all pages
 // of them. The service matches loosely; callers match exactly.
-func (p *provider) list(ctx context.Context, c *conn, names []string) ([]types.SecretListEntry, error) {
-	in := &secretsmanager.ListSecretsInput{
-		Filters:    []types.Filter{{Key: types.FilterNameStringTypeName, Values: names}},
-		MaxResults: aws.Int32(100),
-	}
-	var out []types.SecretListEntry
-	pages := secretsmanager.NewListSecretsPaginator(c.sm, in)
-	for pages.HasMorePages() {
-		page, err := pages.NextPage(ctx)
-		if err != nil {
-			return nil, classify(ctx, err)
-		}
-		out = append(out, page.SecretList...)
+func (p *provider) list(ctx context.Context, c *conn, names []string) ([]secretInfo, error) {
+	out, err := c.sm.listSecrets(ctx, names, 100)
+	if err != nil {
+		return nil, classify(ctx, err)
 	}
 	return out, nil
 }

@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/smithy-go"
 
 	"github.com/secretrun/secretrun/providers"
@@ -50,7 +48,7 @@ func (p *provider) Existing(ctx context.Context, src *providers.Source, _ []stri
 	if err != nil {
 		return nil, err
 	}
-	out, err := c.sm.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(name)})
+	out, err := c.sm.describeSecret(ctx, name)
 	if err != nil {
 		err = classify(ctx, err)
 		if errors.Is(err, providers.ErrNotFound) {
@@ -93,9 +91,9 @@ func (p *provider) Write(ctx context.Context, src *providers.Source, values []pr
 	if err != nil {
 		return nil, err
 	}
-	body := aws.String(string(text))
+	body := string(text)
 	if replace {
-		_, err = c.sm.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String(name), SecretString: body})
+		err = c.sm.putSecretValue(ctx, name, body)
 		if err == nil {
 			return names, nil
 		}
@@ -103,7 +101,7 @@ func (p *provider) Write(ctx context.Context, src *providers.Source, values []pr
 			return nil, fmt.Errorf("%s: put secret value %s (%s): %w", p, name, c.where(), err)
 		}
 	}
-	_, err = c.sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(name), SecretString: body})
+	err = c.sm.createSecret(ctx, name, body)
 	var api smithy.APIError
 	switch {
 	case err == nil:
