@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/secretrun/secretrun/inject/mask"
+	"github.com/secretrun/secretrun/inject/startup"
 	"github.com/secretrun/secretrun/providers"
 )
 
@@ -109,6 +110,12 @@ func Run(ctx context.Context, j Job) (int, error) {
 		}
 	}
 	defer closeAll()
+
+	if j.Watch != nil || j.PID1 || j.Serve != nil {
+		// A supervisor that stays for the child's life: ≈ 3.5 MB less at
+		// its peak for ≈ 0.5 ms of page faults.
+		startup.ReleaseCode()
+	}
 
 	// Ctrl-C while fetching aborts the start; the child does not exist yet.
 	fetchCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
