@@ -25,6 +25,7 @@ import (
 	"github.com/secretrun/secretrun/providers"
 	"github.com/secretrun/secretrun/providers/awssm/mototest"
 	"github.com/secretrun/secretrun/providers/internal/awsconf"
+	"github.com/secretrun/secretrun/providers/internal/awsjson/awsjsontest"
 )
 
 const (
@@ -363,35 +364,11 @@ func TestWriteErrorsNeverQuoteTheValue(t *testing.T) {
 // and setting with the SDK's own rules.
 func TestEndpointsAsTheSDKResolves(t *testing.T) {
 	sdk := ssm.NewDefaultEndpointResolverV2()
-	regions := []string{"eu-west-1", "us-east-1", "il-central-1", "mx-central-1", "cn-north-1", "cn-northwest-1",
-		"us-gov-west-1", "us-iso-east-1", "us-isob-east-1", "eu-isoe-west-1", "us-isof-south-1", "eusc-de-east-1",
-		"aws-global", "aws-cn-global", "aws-us-gov-global", "xx-future-1", "local"}
-	for _, region := range regions {
-		for _, fips := range []bool{false, true} {
-			for _, dual := range []bool{false, true} {
-				want, err := sdk.ResolveEndpoint(context.Background(), ssm.EndpointParameters{
-					Region: aws.String(region), UseFIPS: aws.Bool(fips), UseDualStack: aws.Bool(dual)})
-				if err != nil {
-					t.Fatal(err)
-				}
-				opts := config.LoadOptions{}
-				if fips {
-					opts.UseFIPSEndpoint = aws.FIPSEndpointStateEnabled
-				}
-				if dual {
-					opts.UseDualStackEndpoint = aws.DualStackEndpointStateEnabled
-				}
-				got, signing, err := resolveEndpoint(aws.Config{Region: region, ConfigSources: []any{opts}}, "")
-				if err != nil {
-					t.Errorf("%s fips=%v dual-stack=%v: %v", region, fips, dual, err)
-					continue
-				}
-				if w := want.URI.String() + "/"; got != w || signing != region {
-					t.Errorf("%s fips=%v dual-stack=%v: %s signed for %s, want %s as the SDK", region, fips, dual, got, signing, w)
-				}
-			}
-		}
-	}
+	awsjsontest.EndpointsMatchSDK(t, ssmService, func(region string, fips, dual bool) (string, error) {
+		e, err := sdk.ResolveEndpoint(context.Background(), ssm.EndpointParameters{
+			Region: aws.String(region), UseFIPS: aws.Bool(fips), UseDualStack: aws.Bool(dual)})
+		return e.URI.String(), err
+	})
 	for region, want := range map[string]string{
 		"fips-us-gov-west-1": "https://ssm.us-gov-west-1.amazonaws.com/",
 		"us-east-1-fips":     "https://ssm-fips.us-east-1.amazonaws.com/",
