@@ -29,13 +29,13 @@ import (
 // config is collected during start-up.
 const heapLimit = 64 << 20
 
-// Over is how long after the first package initialisation start-up is
-// taken to be over.
-const Over = time.Second
+// startUpLasts is how long after the first package initialisation
+// start-up is taken to be over.
+const startUpLasts = time.Second
 
 func init() {
 	if begin(os.Getenv) {
-		time.AfterFunc(Over, end)
+		time.AfterFunc(startUpLasts, end)
 	}
 }
 
