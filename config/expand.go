@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 
 	"github.com/goccy/go-yaml/ast"
@@ -21,7 +20,42 @@ type expander struct {
 	lenient bool
 }
 
-var variableRef = regexp.MustCompile(`\$\$\{|\$\{([^}]*)\}`)
+// replaceRefs replaces each `$${` and each `${...}` (up to the first `}`)
+// in s with what replace returns for it, leaving a `${` without a closing
+// brace as it is. It is the regexp `\$\$\{|\$\{([^}]*)\}` written out,
+// because a package-level regexp is compiled on every start.
+func replaceRefs(s string, replace func(ref string) string) string {
+	var out strings.Builder
+	written := 0 // s[:written] is in out, or replaced
+	for at := 0; at < len(s); {
+		i := strings.IndexByte(s[at:], '$')
+		if i < 0 {
+			break
+		}
+		i += at
+		end := -1
+		switch {
+		case strings.HasPrefix(s[i:], "$${"):
+			end = i + 3
+		case strings.HasPrefix(s[i:], "${"):
+			if j := strings.IndexByte(s[i+2:], '}'); j >= 0 {
+				end = i + 2 + j + 1
+			}
+		}
+		if end < 0 {
+			at = i + 1
+			continue
+		}
+		out.WriteString(s[written:i])
+		out.WriteString(replace(s[i:end]))
+		written, at = end, end
+	}
+	if written == 0 {
+		return s
+	}
+	out.WriteString(s[written:])
+	return out.String()
+}
 
 func (x *expander) walk(path string, n ast.Node) error {
 	switch v := n.(type) {
@@ -51,7 +85,7 @@ func (x *expander) walk(path string, n ast.Node) error {
 
 func (x *expander) expand(s string) (string, error) {
 	var err error
-	out := variableRef.ReplaceAllStringFunc(s, func(m string) string {
+	out := replaceRefs(s, func(m string) string {
 		if m == "$${" {
 			return "${"
 		}

@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"regexp"
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
@@ -47,10 +46,24 @@ func (v *versionValue) UnmarshalYAML(unmarshal func(any) error) error {
 	return nil
 }
 
-var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-
-// ValidName reports whether name can be an environment variable's name.
-func ValidName(name string) bool { return envName.MatchString(name) }
+// ValidName reports whether name can be an environment variable's name:
+// a letter or underscore, then letters, digits and underscores. A loop, not
+// a regexp, because a package-level regexp is compiled on every start.
+func ValidName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c == '_', 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
+		case '0' <= c && c <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // splitSource separates the common keys of a source from the keys that
 // belong to its provider, and checks the common ones.

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"text/template"
 	"unicode/utf8"
 
@@ -149,10 +150,15 @@ func (d *document) parseTemplates() ([]*Template, error) {
 
 // templateError is text/template's error: `template: NAME:LINE:COL: ...`,
 // the column only when executing.
-var templateError = regexp.MustCompile(`^template: [^:]*:(\d+)(?::(\d+))?: (.*)$`)
+// Both are compiled on the first failed template only, not on every start.
+var templateError = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^template: [^:]*:(\d+)(?::(\d+))?: (.*)$`)
+})
 
 // executing is how text/template starts an execution error's message.
-var executing = regexp.MustCompile(`^executing "[^"]*" at <(.*?)>: (.*)$`)
+var executing = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^executing "[^"]*" at <(.*?)>: (.*)$`)
+})
 
 func (t *Template) parseError(err error) *Error {
 	line, col, msg := t.split(err)
@@ -161,7 +167,7 @@ func (t *Template) parseError(err error) *Error {
 
 func (t *Template) execError(err error, vars map[string]string) *Error {
 	line, col, msg := t.split(err)
-	if m := executing.FindStringSubmatch(msg); m != nil {
+	if m := executing().FindStringSubmatch(msg); m != nil {
 		action, reason := "{{ "+m[1]+" }}", m[2]
 		if written, ok := t.text.action(line, col); ok {
 			action = written
@@ -194,7 +200,7 @@ func (t *Template) execError(err error, vars map[string]string) *Error {
 // split takes the template's line and column (0-based, -1 when the error
 // gives none) out of a text/template error.
 func (t *Template) split(err error) (line, col int, msg string) {
-	m := templateError.FindStringSubmatch(err.Error())
+	m := templateError().FindStringSubmatch(err.Error())
 	if m == nil {
 		return 1, -1, err.Error()
 	}

@@ -15,7 +15,6 @@ import (
 	"context"
 	"fmt"
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -219,8 +218,26 @@ func normalizeSiteURL(raw string) (string, error) {
 	return s, nil
 }
 
-// validPath matches the folder paths Infisical accepts.
-var validPath = regexp.MustCompile(`^/([A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*)?$`)
+// validPath reports whether path is a folder path Infisical accepts: `/`,
+// or `/`-separated names of letters, digits, `_`, `.` and `-`, starting
+// with `/`. A loop, not a regexp compiled on every start.
+func validPath(path string) bool {
+	if path == "/" {
+		return true
+	}
+	rest, ok := strings.CutPrefix(path, "/")
+	if !ok {
+		return false
+	}
+	for _, name := range strings.Split(rest, "/") {
+		if name == "" || strings.TrimLeft(name, folderNameChars) != "" {
+			return false
+		}
+	}
+	return true
+}
+
+const folderNameChars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-"
 
 // ParseSource decodes a source's `environment`, `path`, `secret`,
 // `recursive`, `include_imports`, `expand_references` and `tags`.
@@ -249,7 +266,7 @@ func (p *provider) ParseSource(src *providers.Source, opts providers.Options) (p
 	if len(path) > 1 {
 		path = strings.TrimRight(path, "/")
 	}
-	if !validPath.MatchString(path) {
+	if !validPath(path) {
 		return nil, fmt.Errorf("path %q is not an Infisical folder path: it starts with / and names folders of letters, digits, '.', '-' and '_'", s.Path)
 	}
 	r.path = path
