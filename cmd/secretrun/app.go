@@ -101,9 +101,38 @@ func run(ctx context.Context, args []string, d deps) int {
 	app := newApp(d)
 	args, err := canonicalArgs(app, normalizeArgs(app, args))
 	if err == nil {
+		if c := namedCommand(app, args); c != nil {
+			// urfave/cli sets up every command of the tree before it runs
+			// one; only the named one can run, or show its help.
+			app.Commands = []*cli.Command{c}
+		}
 		err = app.Run(ctx, args)
 	}
 	return exitStatus(err, d.stderr)
+}
+
+// namedCommand returns the command that args name after the root's flags,
+// or nil when they name none or ask for the root's help.
+func namedCommand(app *cli.Command, args []string) *cli.Command {
+	for i := 1; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			return nil
+		}
+		if len(a) > 1 && a[0] == '-' {
+			known, takesValue, err := checkFlag(app, a)
+			name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+			if err != nil || !known || name == "help" || name == "h" {
+				return nil
+			}
+			if takesValue {
+				i++
+			}
+			continue
+		}
+		return app.Command(a)
+	}
+	return nil
 }
 
 func exitStatus(err error, stderr io.Writer) int {
