@@ -12,11 +12,11 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/joho/godotenv"
 	"github.com/urfave/cli/v3"
 
 	"github.com/secretrun/secretrun/config"
 	"github.com/secretrun/secretrun/inject"
+	"github.com/secretrun/secretrun/internal/dotenv"
 	"github.com/secretrun/secretrun/providers"
 )
 
@@ -271,26 +271,16 @@ func plural(n int, one, many string) string {
 	return many
 }
 
-// readDotenv parses a dotenv file as godotenv does, its variables sorted
-// by name.
+// readDotenv parses a dotenv file as github.com/joho/godotenv does, its
+// variables sorted by name.
 func readDotenv(name string) ([]providers.NamedSecret, error) {
 	raw, err := os.ReadFile(name)
 	if err != nil {
 		return nil, fmt.Errorf("import: %w", err)
 	}
-	vars, err := godotenv.UnmarshalBytes(raw)
+	vars, err := dotenv.Parse(raw)
 	if err != nil {
-		// godotenv quotes the text around the problem, which is secret.
-		reason := "it cannot be parsed"
-		switch msg := err.Error(); {
-		case strings.HasPrefix(msg, "unterminated quoted value"):
-			reason = "a quoted value is not terminated"
-		case strings.HasPrefix(msg, "unexpected character"):
-			reason = "a line does not start with a variable name and ="
-		case strings.HasPrefix(msg, "zero length string"):
-			reason = "a line has no variable name"
-		}
-		return nil, fmt.Errorf("import: %s is not a dotenv file: %s; nothing written", name, reason)
+		return nil, fmt.Errorf("import: %s is not a dotenv file: %w; nothing written", name, err)
 	}
 	if len(vars) == 0 {
 		return nil, fmt.Errorf("import: %s holds no variable; nothing written", name)

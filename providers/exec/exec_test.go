@@ -339,12 +339,16 @@ func TestUnparsableOutputNamesTheProblemNotTheText(t *testing.T) {
 		`BAD_JSON={"K": "`+secret+`"`,
 		`NOT_OBJECT=["`+secret+`"]`,
 		`BAD_DOTENV=K="`+secret,
+		`NOT_A_NAME=`+secret+`=x`,
+		`NO_NAME==`+secret,
 		`NUL_FREE=x`,
 	))
 	cases := []struct{ source, want string }{
 		{"args: [BAD_JSON]\nformat: json", "not valid JSON"},
 		{"args: [NOT_OBJECT]\nformat: json", "not a JSON object"},
 		{"args: [BAD_DOTENV]\nformat: dotenv", "a quoted value is not terminated"},
+		{"args: [NOT_A_NAME]\nformat: dotenv", "a line does not start with a variable name and ="},
+		{"args: [NO_NAME]\nformat: dotenv", "a line has no variable name"},
 		{"args: [MISSING_VAR]\nformat: raw\nas: X", "exit status 1"},
 	}
 	for _, c := range cases {

@@ -8,8 +8,7 @@ import (
 	"io"
 	"strings"
 
-	"github.com/joho/godotenv"
-
+	"github.com/secretrun/secretrun/internal/dotenv"
 	"github.com/secretrun/secretrun/providers"
 )
 
@@ -85,25 +84,14 @@ func parseJSON(out []byte) (map[string]providers.Field, error) {
 }
 
 func parseDotenv(out []byte) (map[string]providers.Field, error) {
-	vars, err := godotenv.UnmarshalBytes(out)
+	vars, err := dotenv.Parse(out)
 	if err != nil {
-		// godotenv's messages quote the text around the problem, which
-		// here is secret: keep only what kind of problem it is.
-		reason := "it cannot be parsed"
-		switch msg := err.Error(); {
-		case strings.HasPrefix(msg, "unterminated quoted value"):
-			reason = "a quoted value is not terminated"
-		case strings.HasPrefix(msg, "unexpected character"):
-			reason = "a line does not start with a variable name and ="
-		case strings.HasPrefix(msg, "zero length string"):
-			reason = "a line has no variable name"
-		}
-		return nil, fmt.Errorf("stdout is not in dotenv format: %s", reason)
+		return nil, fmt.Errorf("stdout is not in dotenv format: %w", err)
 	}
 	fields := make(map[string]providers.Field, len(vars))
 	for k, v := range vars {
 		if k == "" {
-			return nil, errors.New("stdout is not in dotenv format: a line has no variable name")
+			return nil, fmt.Errorf("stdout is not in dotenv format: %w", dotenv.ErrNoName)
 		}
 		fields[k] = providers.Field{Value: providers.NewSecret(v)}
 	}
