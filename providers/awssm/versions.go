@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -216,8 +215,20 @@ func (p *provider) list(ctx context.Context, c *conn, names []string) ([]secretI
 	return out, nil
 }
 
-// arnSuffix is the "-" and six characters AWS appends to a name in an ARN.
-var arnSuffix = regexp.MustCompile(`-[A-Za-z0-9]{6}$`)
+// trimARNSuffix drops the "-" and six letters or digits AWS appends to a
+// name in an ARN, when name ends so.
+func trimARNSuffix(name string) string {
+	const n = len("-123456")
+	if len(name) < n || name[len(name)-n] != '-' {
+		return name
+	}
+	for _, c := range []byte(name[len(name)-n+1:]) {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
+			return name
+		}
+	}
+	return name[:len(name)-n]
+}
 
 // nameOf gives the name, or a prefix of it, that an id designates: an ARN
 // ends with the name and perhaps the six random characters, and since the
@@ -230,5 +241,5 @@ func nameOf(id string) string {
 	if !ok {
 		return id
 	}
-	return arnSuffix.ReplaceAllString(name, "")
+	return trimARNSuffix(name)
 }

@@ -48,7 +48,6 @@ package awsssm
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 	"sync/atomic"
 
@@ -137,12 +136,21 @@ type sourceKeys struct {
 	Recursive bool   `yaml:"recursive"`
 }
 
-// Parameter names are letters, digits and _.-/ (AWS's documented
-// constraint); a selector is a version number or a label.
-var (
-	validName     = regexp.MustCompile(`^[A-Za-z0-9_.\-/]+$`)
-	validSelector = regexp.MustCompile(`^[A-Za-z0-9_.\-]+$`)
-)
+// validName says whether s is a parameter name or path: letters, digits
+// and _.-/ (AWS's documented constraint). A loop, not a regexp, so that no
+// start of secretrun compiles one.
+func validName(s string) bool {
+	return s != "" && !strings.ContainsFunc(s, func(r rune) bool { return !nameRune(r) && r != '/' })
+}
+
+// validSelector says whether s is a version number or a label.
+func validSelector(s string) bool {
+	return s != "" && !strings.ContainsFunc(s, func(r rune) bool { return !nameRune(r) })
+}
+
+func nameRune(r rune) bool {
+	return 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '_' || r == '.' || r == '-'
+}
 
 // ParseSource reads `parameter:` or `path:`.
 func (p *provider) ParseSource(src *providers.Source, opts providers.Options) (providers.Ref, error) {
@@ -165,7 +173,7 @@ func parsePath(src *providers.Source, k sourceKeys) (*ref, error) {
 	switch {
 	case !strings.HasPrefix(k.Path, "/"):
 		return nil, fmt.Errorf("path %q: a hierarchy starts with /", k.Path)
-	case !validName.MatchString(k.Path) || strings.Contains(k.Path, "//"):
+	case !validName(k.Path) || strings.Contains(k.Path, "//"):
 		return nil, fmt.Errorf("path %q: only letters, digits and _.-/ are allowed, with no empty level", k.Path)
 	case src.Version != "":
 		return nil, fmt.Errorf("`path` reads the current version of each parameter; pin versions on `parameter:` sources")
@@ -195,10 +203,10 @@ func parseParameter(src *providers.Source, k sourceKeys) (*ref, error) {
 		}
 		selector = src.Version
 	}
-	if !strings.HasPrefix(name, "arn:") && !validName.MatchString(name) {
+	if !strings.HasPrefix(name, "arn:") && !validName(name) {
 		return nil, fmt.Errorf("parameter %q: only letters, digits and _.-/ are allowed in a name", name)
 	}
-	if selector != "" && !validSelector.MatchString(selector) {
+	if selector != "" && !validSelector(selector) {
 		return nil, fmt.Errorf("version %q: a version number or a label (letters, digits and _.-)", selector)
 	}
 	return &ref{name: name, selector: selector}, nil
