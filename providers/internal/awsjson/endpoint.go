@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
 
@@ -91,8 +90,14 @@ func ResolveEndpoint(cfg aws.Config, endpoint string, svc Service) (string, stri
 	if region == "" {
 		return "", "", fmt.Errorf("no region")
 	}
+	if svc.GlobalHost != "" && region == "aws-global" && !fips && !dualStack {
+		return "https://" + svc.GlobalHost + "/", "us-east-1", nil
+	}
 	p := partitionOf(region)
 	name := svc.SigningName
+	if svc.HostPrefix != "" {
+		name = svc.HostPrefix
+	}
 	var host string
 	switch {
 	case fips && dualStack && slices.Contains(svc.FIPSDualStackIsRegular, p.name):
@@ -120,17 +125,41 @@ func ResolveEndpoint(cfg aws.Config, endpoint string, svc Service) (string, stri
 // profile say to ignore both. The environment's variables are already in
 // the provider's endpoint.
 func configuredEndpoint(ctx context.Context, cfg aws.Config, serviceID string) string {
-	if ignore, found, err := config.GetIgnoreConfiguredEndpoints(ctx, cfg.ConfigSources); found && ignore && err == nil {
+	if ignoreConfiguredEndpoints(ctx, cfg.ConfigSources) {
 		return ""
 	}
 	for _, src := range cfg.ConfigSources {
-		if shared, ok := src.(config.SharedConfig); ok {
+		if shared, ok := src.(serviceEndpoints); ok {
 			if v, found, err := shared.GetServiceBaseEndpoint(ctx, serviceID); found && err == nil {
 				return v
 			}
 		}
 	}
 	return aws.ToString(cfg.BaseEndpoint)
+}
+
+// serviceEndpoints is a configuration source that gives services
+// endpoints of their own, as the shared config's `services` sections do.
+type serviceEndpoints interface {
+	GetServiceBaseEndpoint(ctx context.Context, serviceID string) (string, bool, error)
+}
+
+// ignoreConfiguredEndpoints reports whether the first source that says
+// anything of it (AWS_IGNORE_CONFIGURED_ENDPOINT_URLS, then the profile's
+// ignore_configured_endpoint_urls) says to ignore the endpoints configured
+// for services.
+func ignoreConfiguredEndpoints(ctx context.Context, sources []any) bool {
+	for _, src := range sources {
+		if p, ok := src.(interface {
+			GetIgnoreConfiguredEndpoints(context.Context) (bool, bool, error)
+		}); ok {
+			v, found, err := p.GetIgnoreConfiguredEndpoints(ctx)
+			if err != nil || found {
+				return found && v && err == nil
+			}
+		}
+	}
+	return false
 }
 
 func useFIPS(ctx context.Context, sources []any) bool {

@@ -21,10 +21,22 @@ var Regions = []string{"eu-west-1", "us-east-1", "il-central-1", "mx-central-1",
 // without FIPS and dual-stack, and signed for the region.
 func EndpointsMatchSDK(t *testing.T, svc awsjson.Service, sdk func(region string, fips, dualStack bool) (string, error)) {
 	t.Helper()
+	EndpointsAndSigningMatchSDK(t, svc, func(region string, fips, dualStack bool) (string, string, error) {
+		u, err := sdk(region, fips, dualStack)
+		return u, region, err
+	})
+}
+
+// EndpointsAndSigningMatchSDK is EndpointsMatchSDK for a service whose
+// endpoints are signed for another region than the one asked for (STS's
+// aws-global, signed for us-east-1): sdk returns the region to sign for
+// too.
+func EndpointsAndSigningMatchSDK(t *testing.T, svc awsjson.Service, sdk func(region string, fips, dualStack bool) (url, signingRegion string, err error)) {
+	t.Helper()
 	for _, region := range Regions {
 		for _, fips := range []bool{false, true} {
 			for _, dual := range []bool{false, true} {
-				want, err := sdk(region, fips, dual)
+				want, wantSigning, err := sdk(region, fips, dual)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -40,8 +52,8 @@ func EndpointsMatchSDK(t *testing.T, svc awsjson.Service, sdk func(region string
 					t.Errorf("%s fips=%v dual-stack=%v: %v", region, fips, dual, err)
 					continue
 				}
-				if w := want + "/"; got != w || signing != region {
-					t.Errorf("%s fips=%v dual-stack=%v: %s signed for %s, want %s as the SDK", region, fips, dual, got, signing, w)
+				if w := want + "/"; got != w || signing != wantSigning {
+					t.Errorf("%s fips=%v dual-stack=%v: %s signed for %s, want %s signed for %s as the SDK", region, fips, dual, got, signing, w, wantSigning)
 				}
 			}
 		}
