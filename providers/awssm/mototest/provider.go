@@ -14,9 +14,6 @@ import (
 // Env makes a providers.Env whose Getenv answers from vars only, with an
 // empty home, so that nothing of the machine running the tests leaks in.
 func Env(t *testing.T, vars map[string]string) providers.Env {
-	// The SDK reads AWS_CA_BUNDLE from the process itself, and cannot add
-	// a CA to the plain http.Client the recorder provides.
-	t.Setenv("AWS_CA_BUNDLE", "")
 	return providers.Env{
 		Getenv:  func(k string) string { return vars[k] },
 		HomeDir: t.TempDir(),

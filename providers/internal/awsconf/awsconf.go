@@ -1,30 +1,35 @@
 // Package awsconf is the AWS configuration that every AWS provider shares:
 // the settings a provider block takes (region, profile, endpoint, an assumed
-// role), loading the SDK's configuration from them and from Env alone, and
+// role), loading the configuration from them and from Env alone, and
 // turning the SDK's errors into the providers' sentinels. A user who moves a
 // block from one AWS service to another gets the same credentials, the same
 // region and the same messages.
+//
+// The loading is the SDK's LoadDefaultConfig, for what the providers use,
+// done here: the environment's variables, the shared config and
+// credentials files, and the credential chain, with STS and the SSO
+// portal called over awsjson. The SDK's config package would link the
+// clients of STS, SSO, SSO OIDC and Sign-In, whose package init (endpoint
+// rules, schemas) every start of secretrun paid for, AWS configured or
+// not.
 package awsconf
 
 import (
-	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
-	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go/logging"
-	"github.com/aws/smithy-go/middleware"
 
 	"github.com/secretrun/secretrun/providers"
 )
@@ -77,7 +82,6 @@ func checkEndpoint(s string) error {
 // Hooks let tests watch and shape a client's traffic.
 type Hooks struct {
 	HTTPClient *http.Client
-	APIOptions []func(*middleware.Stack) error
 }
 
 // Request is what Load needs to know about the provider asking.
@@ -112,82 +116,114 @@ func (l Loaded) Where() string {
 	return l.Config.Region
 }
 
-// Load feeds the SDK's config loading with what Env says, so that the
-// choices that matter (region, profile, keys, endpoint) never come from
-// anywhere a test cannot control.
+// Load builds the configuration the SDK's LoadDefaultConfig would, from
+// Env alone, so that the choices that matter (region, profile, keys,
+// endpoint) never come from anywhere a test cannot control: the
+// environment's AWS variables, the shared config and credentials files
+// and their profile, and the SDK's credential chain, in the SDK's order
+// and with its results.
 func Load(ctx context.Context, r Request) (Loaded, error) {
 	getenv := r.Env.Getenv
 	if getenv == nil {
 		getenv = func(string) string { return "" }
 	}
 	set := r.Settings
-	var opts []func(*config.LoadOptions) error
+	fail := func(err error) (Loaded, error) {
+		return Loaded{}, fmt.Errorf("%s: load AWS configuration: %w", r.Who, err)
+	}
 
+	env, err := readEnvironment(getenv)
+	if err != nil {
+		return fail(err)
+	}
 	region := First(set.Region, getenv("AWS_REGION"), getenv("AWS_DEFAULT_REGION"))
-	if region != "" {
-		opts = append(opts, config.WithRegion(region))
-	}
-	profile := First(set.Profile, getenv("AWS_PROFILE"), getenv("AWS_DEFAULT_PROFILE"))
-	if profile != "" {
-		opts = append(opts, config.WithSharedConfigProfile(profile))
-	}
-	if files := sharedFiles(r.Env, getenv, "AWS_CONFIG_FILE", "config"); files != nil {
-		opts = append(opts, config.WithSharedConfigFiles(files))
-	}
-	if files := sharedFiles(r.Env, getenv, "AWS_SHARED_CREDENTIALS_FILE", "credentials"); files != nil {
-		opts = append(opts, config.WithSharedCredentialsFiles(files))
+	profileName := First(set.Profile, getenv("AWS_PROFILE"), getenv("AWS_DEFAULT_PROFILE"))
+	prof, err := loadProfile(sharedFile(r.Env, getenv, "AWS_CONFIG_FILE", "config"),
+		sharedFile(r.Env, getenv, "AWS_SHARED_CREDENTIALS_FILE", "credentials"), profileName, profileName != "")
+	if err != nil {
+		return fail(err)
 	}
 
 	// Keys in the environment win unless a profile was chosen, as in the
 	// SDK's own chain.
-	static := profile == "" && getenv("AWS_ACCESS_KEY_ID") != "" && getenv("AWS_SECRET_ACCESS_KEY") != ""
-	if static {
-		opts = append(opts, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(
-			getenv("AWS_ACCESS_KEY_ID"), getenv("AWS_SECRET_ACCESS_KEY"), getenv("AWS_SESSION_TOKEN"))))
-	}
+	static := profileName == "" && getenv("AWS_ACCESS_KEY_ID") != "" && getenv("AWS_SECRET_ACCESS_KEY") != ""
 	// With both keys and a region given, nothing needs instance metadata;
 	// turning it off keeps start-up from waiting on 169.254.169.254 where
 	// it does not answer (a laptop, a CI runner).
-	if (static && region != "") || strings.EqualFold(getenv("AWS_EC2_METADATA_DISABLED"), "true") {
-		opts = append(opts, config.WithEC2IMDSClientEnableState(imds.ClientDisabled))
+	env.IMDSDisabled = env.IMDSDisabled || static && region != ""
+	l := &loader{env: env, prof: prof, named: profileName != "", src: endpointSources(env, prof), home: r.Env.HomeDir, stderr: r.Env.Stderr}
+	if r.Env.Environ != nil {
+		l.environ = r.Env.Environ()
+	} else {
+		l.environ = os.Environ()
 	}
-	if bundle := getenv("AWS_CA_BUNDLE"); bundle != "" {
-		pem, err := os.ReadFile(bundle)
-		if err != nil {
-			return Loaded{}, fmt.Errorf("%s: AWS_CA_BUNDLE: %w", r.Who, err)
-		}
-		opts = append(opts, config.WithCustomCABundle(bytes.NewReader(pem)))
-	}
-	if u := getenv("AWS_ENDPOINT_URL"); u != "" {
-		// As in the SDK: the global override applies to every service,
-		// STS and SSO included.
-		opts = append(opts, config.WithBaseEndpoint(u))
-	}
-	// The SDK's own warnings (a fallback to IMDSv1, a deprecated setting)
-	// go to secretrun's stderr in secretrun's format, not the SDK's.
-	opts = append(opts, config.WithLogger(logging.LoggerFunc(func(c logging.Classification, format string, v ...any) {
-		if c == logging.Warn {
-			r.Env.Warn("%s: %s", r.Who, fmt.Sprintf(format, v...))
-		}
-	})))
-	if r.Hooks.HTTPClient != nil {
-		opts = append(opts, config.WithHTTPClient(r.Hooks.HTTPClient))
-	}
-	if r.Hooks.APIOptions != nil {
-		opts = append(opts, config.WithAPIOptions(r.Hooks.APIOptions))
+	if l.stderr == nil {
+		l.stderr = os.Stderr
 	}
 
-	cfg, err := config.LoadDefaultConfig(ctx, opts...)
-	if err != nil {
-		return Loaded{}, fmt.Errorf("%s: load AWS configuration: %w", r.Who, err)
+	cfg := aws.Config{
+		Region:        First(region, prof.Region),
+		ConfigSources: []any{l.src},
+		// The SDK's own warnings (a fallback to IMDSv1) go to
+		// secretrun's stderr in secretrun's format, not the SDK's.
+		Logger: logging.LoggerFunc(func(c logging.Classification, format string, v ...any) {
+			if c == logging.Warn {
+				r.Env.Warn("%s: %s", r.Who, fmt.Sprintf(format, v...))
+			}
+		}),
+		RetryMaxAttempts: env.RetryMaxAttempts,
+		RetryMode:        First(env.RetryMode, prof.RetryMode),
+		DefaultsMode:     First(env.DefaultsMode, prof.DefaultsMode, aws.DefaultsModeLegacy),
 	}
+	if r.Hooks.HTTPClient != nil {
+		cfg.HTTPClient = r.Hooks.HTTPClient
+	}
+	if cfg.HTTPClient, err = withCABundle(cfg.HTTPClient, getenv("AWS_CA_BUNDLE"), prof); err != nil {
+		if getenv("AWS_CA_BUNDLE") != "" {
+			return Loaded{}, fmt.Errorf("%s: AWS_CA_BUNDLE: %w", r.Who, err)
+		}
+		return fail(err)
+	}
+	if cfg.RetryMaxAttempts == 0 {
+		cfg.RetryMaxAttempts = prof.RetryMaxAttempts
+	}
+	if cfg.DefaultsMode == aws.DefaultsModeAuto {
+		// The SDK tells the mode's environment apart by the instance's
+		// region, asked here as it does, and by AWS_EXECUTION_ENV.
+		got, err := l.imds(cfg).GetRegion(ctx, &imds.GetRegionInput{})
+		if ctx.Err() != nil {
+			return fail(ctx.Err())
+		}
+		cfg.RuntimeEnvironment = aws.RuntimeEnvironment{
+			EnvironmentIdentifier: aws.ExecutionEnvironmentID(getenv("AWS_EXECUTION_ENV")),
+			Region:                First(getenv("AWS_REGION"), getenv("AWS_DEFAULT_REGION")),
+		}
+		if err == nil {
+			cfg.RuntimeEnvironment.EC2InstanceMetadataRegion = got.Region
+		}
+	}
+
+	if static {
+		cfg.Credentials = cached(credentials.NewStaticCredentialsProvider(
+			getenv("AWS_ACCESS_KEY_ID"), getenv("AWS_SECRET_ACCESS_KEY"), getenv("AWS_SESSION_TOKEN")))
+	} else if cfg.Credentials, err = l.chain(cfg); err != nil {
+		return fail(err)
+	}
+	// Only now, as in the SDK, whose credential chain is made before
+	// these are resolved.
+	if base := l.baseEndpoint(); base != "" {
+		cfg.BaseEndpoint = aws.String(base)
+	}
+	if skew := First(env.DisableClockSkewCorrection, prof.DisableClockSkewCorrection); skew != nil {
+		cfg.DisableClockSkewCorrection = *skew
+	}
+
 	if cfg.Region == "" {
 		// Neither settings, environment nor profile name a region: on an
-		// EC2 instance, its own region is meant. The SDK's lookup for this
-		// fails the whole load when metadata is unreachable, so ask here,
-		// briefly, and say what to set when there is no answer.
+		// EC2 instance, its own region is meant. Ask briefly, and say what
+		// to set when there is no answer.
 		imdsCtx, cancel := context.WithTimeout(ctx, imdsRegionTimeout)
-		got, err := imds.NewFromConfig(cfg).GetRegion(imdsCtx, &imds.GetRegionInput{})
+		got, err := l.imds(cfg).GetRegion(imdsCtx, &imds.GetRegionInput{})
 		cancel()
 		if err != nil {
 			return Loaded{}, fmt.Errorf("%s: no region: set `region:` in the provider, AWS_REGION, or a region in the AWS profile (instance metadata gave none)", r.Who)
@@ -195,29 +231,27 @@ func Load(ctx context.Context, r Request) (Loaded, error) {
 		cfg.Region = got.Region
 	}
 
-	tokenFile, roleARN := getenv("AWS_WEB_IDENTITY_TOKEN_FILE"), getenv("AWS_ROLE_ARN")
-	if !static && profile == "" && tokenFile != "" && roleARN != "" {
-		// The SDK would read these from the process; taking them from Env
-		// keeps CI's OIDC path under the same control as everything else.
-		cfg.Credentials = aws.NewCredentialsCache(stscreds.NewWebIdentityRoleProvider(
-			sts.NewFromConfig(cfg), roleARN, stscreds.IdentityTokenFile(tokenFile),
-			func(o *stscreds.WebIdentityRoleOptions) {
-				o.RoleSessionName = First(getenv("AWS_ROLE_SESSION_NAME"), defaultSessionName)
-			}))
+	if !static && profileName == "" && env.WebIdentityTokenFile != "" && env.RoleARN != "" {
+		// CI's OIDC path: the role of AWS_ROLE_ARN, in a session named
+		// secretrun unless AWS_ROLE_SESSION_NAME names it.
+		cfg.Credentials = aws.NewCredentialsCache(&webIdentity{
+			sts:         l.sts(cfg, aws.ToString(cfg.BaseEndpoint)),
+			roleARN:     env.RoleARN,
+			tokenFile:   env.WebIdentityTokenFile,
+			sessionName: First(env.RoleSessionName, defaultSessionName),
+			of:          "AWS_WEB_IDENTITY_TOKEN_FILE",
+		})
 	}
 	if set.AssumeRoleARN != "" {
-		cfg.Credentials = aws.NewCredentialsCache(stscreds.NewAssumeRoleProvider(
-			sts.NewFromConfig(cfg), set.AssumeRoleARN,
-			func(o *stscreds.AssumeRoleOptions) {
-				o.RoleSessionName = First(set.SessionName, defaultSessionName)
-				if set.ExternalID != "" {
-					o.ExternalID = aws.String(set.ExternalID)
-				}
-			}))
+		cfg.Credentials = aws.NewCredentialsCache(&assumeRole{
+			sts:         l.sts(cfg, aws.ToString(cfg.BaseEndpoint)),
+			roleARN:     set.AssumeRoleARN,
+			sessionName: First(set.SessionName, defaultSessionName),
+			externalID:  set.ExternalID,
+			of:          "assume_role_arn",
+		})
 	}
-	if cfg.Credentials != nil {
-		cfg.Credentials = markedCredentials{cfg.Credentials}
-	}
+	cfg.Credentials = markedCredentials{cfg.Credentials}
 	var endpoint string
 	if r.EndpointVariable != "" {
 		endpoint = First(set.Endpoint, getenv(r.EndpointVariable), getenv("AWS_ENDPOINT_URL"))
@@ -227,16 +261,54 @@ func Load(ctx context.Context, r Request) (Loaded, error) {
 	return Loaded{Config: cfg, Endpoint: endpoint}, nil
 }
 
-// sharedFiles names the shared config or credentials file from Env, or nil
-// to let the SDK use its default.
-func sharedFiles(env providers.Env, getenv func(string) string, variable, base string) []string {
+// withCABundle is client with the certificates of bundle (AWS_CA_BUNDLE),
+// else of the profile's ca_bundle, as the only roots it trusts, as in
+// the SDK.
+func withCABundle(client aws.HTTPClient, bundle string, prof *profile) (aws.HTTPClient, error) {
+	inProfile := bundle == ""
+	bundle = First(bundle, prof.CABundle)
+	if bundle == "" {
+		return client, nil
+	}
+	what := func(err error) error {
+		if inProfile {
+			return fmt.Errorf("%s: ca_bundle: %w", prof, err)
+		}
+		return err
+	}
+	pem, err := os.ReadFile(bundle)
+	if err != nil {
+		return nil, what(err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		return nil, what(fmt.Errorf("%s holds no PEM certificate", bundle))
+	}
+	if client == nil {
+		client = awshttp.NewBuildableClient()
+	}
+	buildable, ok := client.(*awshttp.BuildableClient)
+	if !ok {
+		return nil, what(fmt.Errorf("the certificates of %s cannot be added to an HTTP client of type %T", bundle, client))
+	}
+	return buildable.WithTransportOptions(func(t *http.Transport) {
+		if t.TLSClientConfig == nil {
+			t.TLSClientConfig = &tls.Config{}
+		}
+		t.TLSClientConfig.RootCAs = roots
+	}), nil
+}
+
+// sharedFile names the shared config or credentials file from Env: its
+// variable, else the file in ~/.aws; "" when there is no home directory.
+func sharedFile(env providers.Env, getenv func(string) string, variable, base string) string {
 	if f := getenv(variable); f != "" {
-		return []string{f}
+		return f
 	}
 	if env.HomeDir != "" {
-		return []string{filepath.Join(env.HomeDir, ".aws", base)}
+		return filepath.Join(env.HomeDir, ".aws", base)
 	}
-	return nil
+	return ""
 }
 
 // markedCredentials tags a failure to obtain credentials, which the SDK
@@ -258,12 +330,13 @@ type credentialsError struct{ err error }
 func (e *credentialsError) Error() string { return "no usable AWS credentials: " + e.err.Error() }
 func (e *credentialsError) Unwrap() error { return e.err }
 
-// First returns the first non-empty value.
-func First(values ...string) string {
+// First returns the first value that is not the zero value.
+func First[T comparable](values ...T) T {
+	var zero T
 	for _, v := range values {
-		if v != "" {
+		if v != zero {
 			return v
 		}
 	}
-	return ""
+	return zero
 }
