@@ -15,9 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hashicorp/go-cleanhttp"
-	"github.com/hashicorp/vault/api"
-
 	"github.com/secretrun/secretrun/providers"
 	"github.com/secretrun/secretrun/providers/internal/logincache"
 )
@@ -199,8 +196,8 @@ type loginFlight struct {
 // ours that has run out (Renew was not called in time, or Vault rejected
 // it): without one no request can succeed. A token that is still good is
 // used as it is, even while a renewal or a new login is under way.
-func (p *provider) ready(ctx context.Context) (*api.Client, error) {
-	c, err := p.apiClient()
+func (p *provider) ready(ctx context.Context) (*client, error) {
+	c, err := p.sharedClient()
 	if err != nil {
 		return nil, err
 	}
@@ -284,8 +281,8 @@ func (p *provider) installTokenLocked(tok *tokenState) {
 	}
 	p.tok = tok
 	// ready built the client before any token was wanted.
-	c, _ := p.apiClient()
-	c.SetToken(tok.token)
+	c, _ := p.sharedClient()
+	c.setToken(tok.token)
 	p.leaseMu.Lock()
 	for _, l := range p.leases {
 		if l.tokenGen < tok.gen {
@@ -371,11 +368,11 @@ func (p *provider) machineLogin(ctx context.Context) (*tokenState, error) {
 		}
 		cred.body["jwt"] = jwt
 	}
-	secret, err := p.loginRequest(ctx, "auth/"+p.auth.mount()+"/login", cred.body)
+	s, err := p.loginRequest(ctx, "auth/"+p.auth.mount()+"/login", cred.body)
 	if err != nil {
 		return nil, p.loginError(ctx, op, err)
 	}
-	tok, err := p.tokenFromLogin(op, secret)
+	tok, err := p.tokenFromLogin(op, s)
 	if err != nil {
 		return nil, err
 	}
@@ -452,7 +449,7 @@ func (p *provider) loginCredential() (credential, error) {
 
 // loginRequest sends a login without any token: a stale token must not
 // interfere with obtaining a new one.
-func (p *provider) loginRequest(ctx context.Context, path string, body map[string]any) (*api.Secret, error) {
+func (p *provider) loginRequest(ctx context.Context, path string, body map[string]any) (*secret, error) {
 	c, err := p.newClient("")
 	if err != nil {
 		return nil, err
@@ -461,7 +458,7 @@ func (p *provider) loginRequest(ctx context.Context, path string, body map[strin
 		return nil, err
 	}
 	defer p.release()
-	return c.Logical().WriteWithContext(ctx, path, body)
+	return c.write(ctx, path, body)
 }
 
 func (p *provider) loginError(ctx context.Context, op string, err error) error {
@@ -474,11 +471,11 @@ func (p *provider) loginError(ctx context.Context, op string, err error) error {
 	return fmt.Errorf("vault %q: %s: %w: %s", p.name, op, providers.ErrAuth, vaultSays(err))
 }
 
-func (p *provider) tokenFromLogin(op string, secret *api.Secret) (*tokenState, error) {
-	if secret == nil || secret.Auth == nil || secret.Auth.ClientToken == "" {
+func (p *provider) tokenFromLogin(op string, s *secret) (*tokenState, error) {
+	if s == nil || s.Auth == nil || s.Auth.ClientToken == "" {
 		return nil, fmt.Errorf("vault %q: %s: %w: no token in the response", p.name, op, providers.ErrAuth)
 	}
-	a := secret.Auth
+	a := s.Auth
 	t := &tokenState{
 		token:     a.ClientToken,
 		origin:    op,
@@ -534,8 +531,11 @@ func (p *provider) githubOIDCToken(ctx context.Context, reqURL, reqToken string)
 	req.Header.Set("Accept", "application/json")
 	// Not the Vault client: a ca_cert for Vault must not replace the roots
 	// that verify GitHub.
-	hc := cleanhttp.DefaultClient()
-	hc.Transport.(*http.Transport).Proxy = p.conn.proxy
+	t := newTransport(p.conn.proxy)
+	// One request to another host: no connection to keep.
+	t.DisableKeepAlives = true
+	t.MaxIdleConnsPerHost = -1
+	hc := &http.Client{Transport: t}
 	resp, err := hc.Do(req)
 	if err != nil {
 		return "", fmt.Errorf("%w: GitHub Actions OIDC token: %w", providers.ErrUnavailable, errors.Unwrap(err))
@@ -581,7 +581,7 @@ func (p *provider) learnToken(ctx context.Context) (int, error) {
 	if err := p.acquire(ctx); err != nil {
 		return gen, err
 	}
-	s, err := c.Auth().Token().LookupSelfWithContext(ctx)
+	s, err := c.lookupSelf(ctx)
 	p.release()
 	if err != nil {
 		return gen, err
@@ -589,9 +589,9 @@ func (p *provider) learnToken(ctx context.Context) (int, error) {
 	if s == nil {
 		return gen, errors.New("empty answer to token lookup")
 	}
-	policies, _ := s.TokenPolicies()
-	renewable, _ := s.TokenIsRenewable()
-	ttl, _ := s.TokenTTL()
+	policies := s.tokenPolicies()
+	renewable := s.tokenRenewable()
+	ttl := s.tokenTTL()
 	inc := ttl
 	if n, ok := s.Data["creation_ttl"].(json.Number); ok {
 		if v, err := n.Int64(); err == nil && v > 0 {
@@ -669,7 +669,7 @@ func (p *provider) refreshToken(ctx context.Context) error {
 		if err := p.acquire(ctx); err != nil {
 			return err
 		}
-		s, err := c.Auth().Token().RenewSelfWithContext(ctx, int(increment/time.Second))
+		s, err := c.renewSelf(ctx, int(increment/time.Second))
 		p.release()
 		switch {
 		case err != nil && (isUnavailable(err) || ctx.Err() != nil):

@@ -7,8 +7,6 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/hashicorp/vault/api"
-
 	"github.com/secretrun/secretrun/providers"
 	"github.com/secretrun/secretrun/providers/internal/logincache"
 )
@@ -16,9 +14,9 @@ import (
 // statusOf returns the HTTP status of a Vault error response, or 0 when the
 // request got no answer.
 func statusOf(err error) int {
-	var re *api.ResponseError
+	var re *responseError
 	if errors.As(err, &re) {
-		return re.StatusCode
+		return re.status
 	}
 	return 0
 }
@@ -28,15 +26,15 @@ func statusOf(err error) int {
 // paths and policies, never stored values; a raw body (a proxy's error page,
 // say) is left out altogether.
 func vaultSays(err error) string {
-	var re *api.ResponseError
+	var re *responseError
 	if !errors.As(err, &re) {
 		return ""
 	}
-	if re.RawError {
-		return fmt.Sprintf("HTTP %d", re.StatusCode)
+	if re.raw {
+		return fmt.Sprintf("HTTP %d", re.status)
 	}
 	var parts []string
-	for _, e := range re.Errors {
+	for _, e := range re.errors {
 		for _, line := range strings.Split(e, "\n") {
 			line = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "*"))
 			if line == "" || strings.HasSuffix(line, "error occurred:") || strings.HasSuffix(line, "errors occurred:") {
@@ -50,7 +48,7 @@ func vaultSays(err error) string {
 		msg = msg[:300] + "…"
 	}
 	if msg == "" {
-		msg = fmt.Sprintf("HTTP %d", re.StatusCode)
+		msg = fmt.Sprintf("HTTP %d", re.status)
 	}
 	return msg
 }
@@ -141,14 +139,14 @@ func (p *provider) denied(ctx context.Context, op string) error {
 // A token of ours is then marked run out, so that the next request logs in
 // again. It returns nil when the token is fine or Vault cannot say.
 func (p *provider) checkToken(ctx context.Context, op string) error {
-	c, err := p.apiClient()
+	c, err := p.sharedClient()
 	if err != nil {
 		return nil
 	}
 	if err := p.acquire(ctx); err != nil {
 		return nil
 	}
-	_, err = c.Auth().Token().LookupSelfWithContext(ctx)
+	_, err = c.lookupSelf(ctx)
 	p.release()
 	switch {
 	case err == nil:

@@ -4,10 +4,9 @@ import (
 	"context"
 	"crypto/tls"
 	"net/http/httptrace"
+	"net/url"
 	"strings"
 	"sync"
-
-	"github.com/hashicorp/vault/api"
 )
 
 // guess is a read of a path's KV v2 data made before its mount is known, on
@@ -20,21 +19,21 @@ import (
 // is a route that does not exist, or a KV v1 read of a key nobody wrote.
 type guess struct {
 	p      *provider
-	c      *api.Client
+	c      *client
 	mount  string // the guessed mount: "secret/"
 	path   string // what it reads: "secret/data/myapp"
-	params map[string][]string
+	params url.Values
 
 	once   sync.Once
 	cancel context.CancelFunc // set by start; nil when the guess never ran
 	done   chan struct{}
-	secret *api.Secret
+	secret *secret
 	err    error
 }
 
 // guessKV2 returns the guess for path, or nil when path has no segment
 // below its first (a mount's own path is not a secret).
-func (p *provider) guessKV2(c *api.Client, path, version string) *guess {
+func (p *provider) guessKV2(c *client, path, version string) *guess {
 	first, rest, _ := strings.Cut(path, "/")
 	if first == "" || rest == "" {
 		return nil
@@ -83,7 +82,7 @@ func (g *guess) start(ctx context.Context) {
 				g.err = err
 				return
 			}
-			g.secret, g.err = g.c.Logical().ReadWithDataWithContext(ctx, g.path, g.params)
+			g.secret, g.err = g.c.read(ctx, g.path, g.params)
 			g.p.release()
 		}()
 	})
@@ -92,7 +91,7 @@ func (g *guess) start(ctx context.Context) {
 // answer returns what the guessed read got, if it ran and m, the mount the
 // lookup found, is the one it guessed. Otherwise it stops the read and
 // reports false: the caller reads as it would have without a guess.
-func (g *guess) answer(m mountInfo) (ok bool, s *api.Secret, err error) {
+func (g *guess) answer(m mountInfo) (ok bool, s *secret, err error) {
 	if g == nil {
 		return false, nil, nil
 	}

@@ -10,8 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/vault/api"
-
 	"github.com/secretrun/secretrun/providers"
 )
 
@@ -92,7 +90,7 @@ func (l *leaseState) result(now time.Time) providers.Result {
 }
 
 // readLeased reads a path of a non-KV engine, holding on to its lease.
-func (p *provider) readLeased(ctx context.Context, c *api.Client, path string, m mountInfo) (providers.Result, error) {
+func (p *provider) readLeased(ctx context.Context, c *client, path string, m mountInfo) (providers.Result, error) {
 	p.leaseMu.Lock()
 	if l := p.leases[path]; l != nil && l.healthy(p.now()) {
 		res := l.result(p.now())
@@ -224,7 +222,7 @@ func (p *provider) renewLeases(ctx context.Context) error {
 	if len(due) == 0 {
 		return nil
 	}
-	c, err := p.apiClient()
+	c, err := p.sharedClient()
 	if err != nil {
 		return err
 	}
@@ -245,12 +243,12 @@ func (p *provider) renewLeases(ctx context.Context) error {
 }
 
 // renewLease asks Vault for another TTL of l.
-func (p *provider) renewLease(ctx context.Context, c *api.Client, l *leaseState) error {
+func (p *provider) renewLease(ctx context.Context, c *client, l *leaseState) error {
 	op := "renew the lease of " + l.path
 	if err := p.acquire(ctx); err != nil {
 		return fmt.Errorf("vault %q: %s: %w", p.name, op, err)
 	}
-	s, err := c.Sys().RenewWithContext(ctx, l.id, int(l.increment/time.Second))
+	s, err := c.renewLease(ctx, l.id, int(l.increment/time.Second))
 	p.release()
 	if err != nil && (isUnavailable(err) || ctx.Err() != nil) {
 		// An outage is not a reason to rotate: the caller keeps the last
@@ -325,7 +323,7 @@ func (p *provider) Close(ctx context.Context) error {
 	if tok == nil {
 		return nil
 	}
-	c, err := p.apiClient()
+	c, err := p.sharedClient()
 	if err != nil {
 		return err
 	}
@@ -361,7 +359,7 @@ func (p *provider) Close(ctx context.Context) error {
 				fail(err)
 				return
 			}
-			err := c.Sys().RevokeWithContext(ctx, h.id)
+			err := c.revokeLease(ctx, h.id)
 			p.release()
 			switch {
 			case err == nil, statusOf(err) == 400:
@@ -402,6 +400,6 @@ func (p *provider) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-func revokeSelf(ctx context.Context, c *api.Client) error {
-	return c.Auth().Token().RevokeSelfWithContext(ctx, "")
+func revokeSelf(ctx context.Context, c *client) error {
+	return c.revokeSelf(ctx)
 }

@@ -78,7 +78,7 @@ func (p *provider) verify(ctx context.Context, token string) error {
 	if err := p.acquire(ctx); err != nil {
 		return err
 	}
-	_, err = c.Auth().Token().LookupSelfWithContext(ctx)
+	_, err = c.lookupSelf(ctx)
 	p.release()
 	switch {
 	case err == nil:

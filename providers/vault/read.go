@@ -5,12 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
-
-	"github.com/hashicorp/vault/api"
 
 	"github.com/secretrun/secretrun/providers"
 )
@@ -79,7 +78,7 @@ func (m *mountCache) lockFor(path string) *sync.Mutex {
 // mount finds the mount path is under, asking Vault as the vault CLI does
 // (sys/internal/ui/mounts/PATH) when it is not known yet. When it asks and
 // g is not nil, the guessed read runs alongside the lookup (see guess).
-func (p *provider) mount(ctx context.Context, c *api.Client, path string, g *guess) (mountInfo, error) {
+func (p *provider) mount(ctx context.Context, c *client, path string, g *guess) (mountInfo, error) {
 	if mi, ok := p.mounts.find(path); ok {
 		return mi, nil
 	}
@@ -92,7 +91,7 @@ func (p *provider) mount(ctx context.Context, c *api.Client, path string, g *gue
 	if err := p.acquire(ctx); err != nil {
 		return mountInfo{}, fmt.Errorf("vault %q: read %s: %w", p.name, path, err)
 	}
-	s, err := c.Logical().ReadWithContext(g.alongside(ctx, p.conn.address), "sys/internal/ui/mounts/"+path)
+	s, err := c.read(g.alongside(ctx, p.conn.address), "sys/internal/ui/mounts/"+path, nil)
 	p.release()
 	if err != nil && statusOf(err) == 403 && ctx.Err() == nil {
 		return mountInfo{}, p.noMount(ctx, c, path)
@@ -124,7 +123,7 @@ func (p *provider) mount(ctx context.Context, c *api.Client, path string, g *gue
 // engine is mounted at a path and when the token may use nothing under it,
 // so that mounts cannot be probed; the message lists the mounts this token
 // can see, which is what a user needs to spot a wrong mount.
-func (p *provider) noMount(ctx context.Context, c *api.Client, path string) error {
+func (p *provider) noMount(ctx context.Context, c *client, path string) error {
 	op := "read " + path
 	if err := p.checkToken(ctx, op); err != nil {
 		return err
@@ -138,7 +137,7 @@ func (p *provider) noMount(ctx context.Context, c *api.Client, path string) erro
 	}
 	var visible []string
 	if err := p.acquire(ctx); err == nil {
-		s, err := c.Logical().ReadWithContext(ctx, "sys/internal/ui/mounts")
+		s, err := c.read(ctx, "sys/internal/ui/mounts", nil)
 		p.release()
 		if err == nil && s != nil {
 			if secrets, ok := s.Data["secret"].(map[string]any); ok {
@@ -166,7 +165,7 @@ func orNone(list []string) string {
 }
 
 // read reads one path, pinned to version when it is not empty.
-func (p *provider) read(ctx context.Context, c *api.Client, path, version string) (providers.Result, error) {
+func (p *provider) read(ctx context.Context, c *client, path, version string) (providers.Result, error) {
 	g := p.guessKV2(c, path, version)
 	m, err := p.mount(ctx, c, path, g)
 	if err != nil {
@@ -198,7 +197,7 @@ func (p *provider) relative(path string, m mountInfo) (string, error) {
 	return rel, nil
 }
 
-func (p *provider) readKV2(ctx context.Context, c *api.Client, path, version string, m mountInfo) (providers.Result, error) {
+func (p *provider) readKV2(ctx context.Context, c *client, path, version string, m mountInfo) (providers.Result, error) {
 	rel, err := p.relative(path, m)
 	if err != nil {
 		return providers.Result{}, err
@@ -206,7 +205,7 @@ func (p *provider) readKV2(ctx context.Context, c *api.Client, path, version str
 	if err := p.acquire(ctx); err != nil {
 		return providers.Result{}, fmt.Errorf("vault %q: %s: %w", p.name, kv2Op(path, version), err)
 	}
-	s, err := c.Logical().ReadWithDataWithContext(ctx, m.path+"data/"+rel, versionParams(version))
+	s, err := c.read(ctx, m.path+"data/"+rel, versionParams(version))
 	p.release()
 	return p.kv2Result(ctx, path, version, m, s, err)
 }
@@ -218,15 +217,15 @@ func kv2Op(path, version string) string {
 	return "read " + path
 }
 
-func versionParams(version string) map[string][]string {
+func versionParams(version string) url.Values {
 	if version == "" {
 		return nil
 	}
-	return map[string][]string{"version": {version}}
+	return url.Values{"version": {version}}
 }
 
 // kv2Result interprets the answer to a read of a KV v2 secret's data.
-func (p *provider) kv2Result(ctx context.Context, path, version string, m mountInfo, s *api.Secret, err error) (providers.Result, error) {
+func (p *provider) kv2Result(ctx context.Context, path, version string, m mountInfo, s *secret, err error) (providers.Result, error) {
 	op := kv2Op(path, version)
 	rel, _ := p.relative(path, m)
 	if err != nil {
@@ -240,7 +239,7 @@ func (p *provider) kv2Result(ctx context.Context, path, version string, m mountI
 	data, ok := s.Data["data"].(map[string]any)
 	if !ok {
 		// Vault answers 404 with the metadata when the version was deleted
-		// or destroyed, which the api package hands back as a secret.
+		// or destroyed, which the client hands back as a secret.
 		which := "the latest version"
 		if version != "" {
 			which = "version"
@@ -259,7 +258,7 @@ func (p *provider) kv2Result(ctx context.Context, path, version string, m mountI
 }
 
 // readPlain reads a KV v1 secret, or any path without a lease.
-func (p *provider) readPlain(ctx context.Context, c *api.Client, path string, m mountInfo) (providers.Result, error) {
+func (p *provider) readPlain(ctx context.Context, c *client, path string, m mountInfo) (providers.Result, error) {
 	s, err := p.logicalRead(ctx, c, path, m)
 	if err != nil {
 		return providers.Result{}, err
@@ -267,14 +266,14 @@ func (p *provider) readPlain(ctx context.Context, c *api.Client, path string, m 
 	return providers.Result{Fields: fields(s.Data)}, nil
 }
 
-func (p *provider) logicalRead(ctx context.Context, c *api.Client, path string, m mountInfo) (*api.Secret, error) {
+func (p *provider) logicalRead(ctx context.Context, c *client, path string, m mountInfo) (*secret, error) {
 	if _, err := p.relative(path, m); err != nil {
 		return nil, err
 	}
 	if err := p.acquire(ctx); err != nil {
 		return nil, fmt.Errorf("vault %q: read %s: %w", p.name, path, err)
 	}
-	s, err := c.Logical().ReadWithContext(ctx, path)
+	s, err := c.read(ctx, path, nil)
 	p.release()
 	if err != nil {
 		if statusOf(err) == 404 {
@@ -420,7 +419,7 @@ func group(sources []*providers.Source) []*job {
 }
 
 // versionOf labels the current version of one path without reading values.
-func (p *provider) versionOf(ctx context.Context, c *api.Client, path, version string) (string, error) {
+func (p *provider) versionOf(ctx context.Context, c *client, path, version string) (string, error) {
 	m, err := p.mount(ctx, c, path, nil)
 	if err != nil {
 		if fatal(err) {
@@ -447,7 +446,7 @@ const absent = "absent"
 // kv2Label is the secret's current_version from its metadata, with a mark
 // when that version is deleted or destroyed: deleting the latest version
 // changes what a read returns without changing current_version.
-func (p *provider) kv2Label(ctx context.Context, c *api.Client, path string, m mountInfo) (string, error) {
+func (p *provider) kv2Label(ctx context.Context, c *client, path string, m mountInfo) (string, error) {
 	if _, denied := p.noMetadata.Load(path); denied {
 		return "", nil
 	}
@@ -458,7 +457,7 @@ func (p *provider) kv2Label(ctx context.Context, c *api.Client, path string, m m
 	if err := p.acquire(ctx); err != nil {
 		return "", err
 	}
-	s, err := c.Logical().ReadWithContext(ctx, m.path+"metadata/"+rel)
+	s, err := c.read(ctx, m.path+"metadata/"+rel, nil)
 	p.release()
 	switch {
 	case err != nil && statusOf(err) == 403 && ctx.Err() == nil:

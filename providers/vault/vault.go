@@ -3,17 +3,18 @@
 // (dynamic) secrets such as database/creds/<role>, renewed (Renew) while
 // secretrun runs and revoked (Close) when it exits.
 //
-// The provider talks to Vault through one api.Client, built from settings and
-// the standard VAULT_* variables read through providers.Env, never from the
-// process environment directly. Nothing touches the network before the first
-// Fetch, Versions or Login; Renew and Close before a Fetch do nothing.
+// The provider talks to Vault through a client of its own (client.go), built
+// from settings and the standard VAULT_* variables read through
+// providers.Env, never from the process environment directly. Nothing
+// touches the network before the first Fetch, Versions or Login; Renew and
+// Close before a Fetch do nothing.
 package vault
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -21,9 +22,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/go-cleanhttp"
-	"github.com/hashicorp/go-retryablehttp"
-	"github.com/hashicorp/vault/api"
 	"golang.org/x/net/http/httpproxy"
 
 	"github.com/secretrun/secretrun/providers"
@@ -71,7 +69,7 @@ type ref struct {
 
 func (r ref) String() string { return r.path }
 
-// connection is everything needed to build the api.Client, resolved from
+// connection is everything needed to build the client, resolved from
 // settings and VAULT_* variables at construction so that mistakes show up
 // before the network is touched.
 type connection struct {
@@ -108,7 +106,7 @@ type provider struct {
 	httpErr  error
 
 	clientOnce sync.Once
-	client     *api.Client
+	client     *client
 	clientErr  error
 
 	mounts mountCache
@@ -290,8 +288,9 @@ func (p *provider) ParseSource(src *providers.Source, opts providers.Options) (p
 	return ref{path: path}, nil
 }
 
-// apiClient returns the one client of the run, built on first use.
-func (p *provider) apiClient() (*api.Client, error) {
+// sharedClient returns the one client of the run, built on first use; it
+// carries the token in use.
+func (p *provider) sharedClient() (*client, error) {
 	p.clientOnce.Do(func() {
 		p.client, p.clientErr = p.newClient("")
 		if p.clientErr != nil {
@@ -305,65 +304,46 @@ func (p *provider) apiClient() (*api.Client, error) {
 // pool of keep-alive connections for the whole run, and TLS set up once.
 func (p *provider) httpClient() (*http.Client, error) {
 	p.httpOnce.Do(func() {
-		t := cleanhttp.DefaultPooledTransport()
-		t.Proxy = p.conn.proxy
+		t := newTransport(p.conn.proxy)
 		t.MaxIdleConnsPerHost = p.conn.maxConcurrent + 2
-		t.TLSHandshakeTimeout = 10 * time.Second
-		t.ForceAttemptHTTP2 = true
-		t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-		c := &http.Client{
-			Transport: t,
-			// The api package follows Vault's redirects itself.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		if socket, ok := strings.CutPrefix(p.conn.address, "unix://"); ok {
+			t.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, "unix", socket)
+			}
 		}
-		cfg := &api.Config{HttpClient: c}
-		err := cfg.ConfigureTLS(&api.TLSConfig{
-			CACert:        p.conn.caCert,
-			CACertBytes:   []byte(p.conn.caCertBytes),
-			CAPath:        p.conn.caPath,
-			ClientCert:    p.conn.clientCert,
-			ClientKey:     p.conn.clientKey,
-			TLSServerName: p.conn.serverName,
-			Insecure:      p.conn.skipVerify,
-		})
+		tc, err := tlsConfig(p.conn)
 		if err != nil {
 			p.httpErr = fmt.Errorf("tls: %w", err)
 			return
 		}
-		p.httpc = c
+		t.TLSClientConfig = tc
+		p.httpc = &http.Client{
+			Transport: t,
+			// The client follows Vault's redirects itself, keeping the
+			// token.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
 	})
 	return p.httpc, p.httpErr
 }
 
-// newClient builds an api.Client that shares the provider's HTTP client and
-// carries token (none when empty). api.NewClient picks up VAULT_TOKEN,
-// VAULT_NAMESPACE and VAULT_HEADERS from the process environment; those are
-// overwritten here so that only what came through Env is used.
-func (p *provider) newClient(token string) (*api.Client, error) {
+// newClient builds a client that shares the provider's HTTP client and
+// carries token (none when empty).
+func (p *provider) newClient(token string) (*client, error) {
 	hc, err := p.httpClient()
 	if err != nil {
 		return nil, err
 	}
-	cfg := &api.Config{
-		Address:      p.conn.address,
-		HttpClient:   hc,
-		Timeout:      p.conn.timeout,
-		MaxRetries:   p.conn.maxRetries,
-		MinRetryWait: time.Second,
-		MaxRetryWait: 1500 * time.Millisecond,
-		Backoff:      retryablehttp.RateLimitLinearJitterBackoff,
-	}
-	c, err := api.NewClient(cfg)
-	if err != nil {
-		return nil, err
-	}
-	c.SetHeaders(http.Header{api.RequestHeaderName: []string{"true"}})
-	c.ClearNamespace()
-	if p.conn.namespace != "" {
-		c.SetNamespace(p.conn.namespace)
-	}
-	c.SetToken(token)
-	return c, nil
+	return &client{
+		hc:         hc,
+		base:       apiBase(p.conn.address),
+		namespace:  p.conn.namespace,
+		timeout:    p.conn.timeout,
+		maxRetries: p.conn.maxRetries,
+		backoff:    vaultBackoff,
+		token:      token,
+	}, nil
 }
 
 // acquire takes one of the max_concurrency request slots.

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/hashicorp/vault/api"
-
 	"github.com/secretrun/secretrun/providers"
 )
 
@@ -27,7 +25,7 @@ func (p *provider) ImportSource(dest providers.Destination, fields []string) ([]
 
 // kvMount finds the KV mount of path, refusing any other engine: leased
 // and dynamic secrets cannot be written.
-func (p *provider) kvMount(ctx context.Context, c *api.Client, path string) (mountInfo, string, error) {
+func (p *provider) kvMount(ctx context.Context, c *client, path string) (mountInfo, string, error) {
 	m, err := p.mount(ctx, c, path, nil)
 	if err != nil {
 		return m, "", err
@@ -56,7 +54,7 @@ func (p *provider) Existing(ctx context.Context, src *providers.Source, _ []stri
 		if err := p.acquire(ctx); err != nil {
 			return nil, err
 		}
-		s, err := c.Logical().ReadWithContext(ctx, m.path+"metadata/"+rel)
+		s, err := c.read(ctx, m.path+"metadata/"+rel, nil)
 		p.release()
 		switch {
 		case err == nil && s == nil:
@@ -108,7 +106,7 @@ func (p *provider) Write(ctx context.Context, src *providers.Source, values []pr
 	if err := p.acquire(ctx); err != nil {
 		return nil, err
 	}
-	_, err = c.Logical().WriteWithContext(ctx, target, body)
+	_, err = c.write(ctx, target, body)
 	p.release()
 	if err != nil {
 		if statusOf(err) == 400 && strings.Contains(vaultSays(err), "check-and-set") {
