@@ -247,12 +247,8 @@ func (p *provider) keepAlive(s *session) {
 		if failures > 0 {
 			wait = max(wait, min(time.Second<<failures, time.Minute))
 		}
-		timer := time.NewTimer(max(wait, 0))
-		select {
-		case <-s.ctx.Done():
-			timer.Stop()
+		if providers.Sleep(s.ctx, wait) != nil {
 			return
-		case <-timer.C:
 		}
 		if !ok {
 			continue

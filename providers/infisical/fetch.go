@@ -54,12 +54,8 @@ func call[T any](ctx context.Context, p *provider, f func(ctx context.Context) (
 		if err == nil || !retryable(err) || attempt+1 >= p.retry.attempts {
 			return v, err
 		}
-		wait := time.NewTimer(p.retry.delay(attempt))
-		select {
-		case <-ctx.Done():
-			wait.Stop()
-			return zero, ctx.Err()
-		case <-wait.C:
+		if err := providers.Sleep(ctx, p.retry.delay(attempt)); err != nil {
+			return zero, err
 		}
 	}
 }

@@ -22,6 +22,8 @@ import (
 	"sync"
 	"time"
 	"unicode"
+
+	"github.com/secretrun/secretrun/providers"
 )
 
 // The client
@@ -347,13 +349,9 @@ func (c *client) retrying(ctx context.Context, method string, u *url.URL, token 
 		if resp != nil {
 			drain(resp.Body)
 		}
-		timer := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			timer.Stop()
+		if err := providers.Sleep(ctx, wait); err != nil {
 			c.hc.CloseIdleConnections()
-			return nil, ctx.Err()
-		case <-timer.C:
+			return nil, err
 		}
 	}
 }

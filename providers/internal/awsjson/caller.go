@@ -22,6 +22,8 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/secretrun/secretrun/providers"
 )
 
 // Caller signs, sends and retries the requests of one service at one
@@ -203,7 +205,7 @@ func (c *Caller) attempts(ctx context.Context, req Request, decode Decode) error
 		if err != nil {
 			return err
 		}
-		if err := sleep(ctx, retryAfter(delay, callErr)); err != nil {
+		if err := providers.Sleep(ctx, retryAfter(delay, callErr)); err != nil {
 			return &aws.RequestCanceledError{Err: err}
 		}
 		skew = 0
@@ -252,20 +254,6 @@ func retryAfter(delay time.Duration, err error) time.Duration {
 		return delay
 	}
 	return min(max(time.Duration(ms)*time.Millisecond, delay), delay+5*time.Second)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // send makes one attempt, signed at our clock plus skew. It reports the
