@@ -116,11 +116,9 @@ func (h *harness) attributeInit(ctx context.Context, inits []initCost) ([]attrib
 
 // buildVariants builds secretrun in each of the other ways listed here and
 // measures them beside the build as it is, as the release build is
-// measured. Builds that priced changes since made (without urfave/cli's
-// documentation generators, without the Infisical provider) are gone with
-// the changes; what is left is the static build, a choice of whoever
-// builds: `go install` links the C library wherever a C compiler is found,
-// for net's resolver and os/user.
+// measured. The static build is listed because it is the builder's choice,
+// not ours: `go install` links the C library wherever a C compiler is
+// found, for net's resolver and os/user.
 func (h *harness) buildVariants(ctx context.Context) ([]variant, error) {
 	others := []variant{{name: "static", how: "`CGO_ENABLED=0 go build ./cmd/secretrun`", env: []string{"CGO_ENABLED=0"}}}
 	vs := append([]variant{{name: "as built", how: "`go build ./cmd/secretrun`", bin: h.bin}}, others...)

@@ -15,17 +15,14 @@ func gcPercent() int {
 	return p
 }
 
-func cycles() uint64 {
-	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
+// runtimeMetric reads one of the runtime's counters or gauges.
+func runtimeMetric(name string) uint64 {
+	s := []metrics.Sample{{Name: name}}
 	metrics.Read(s)
 	return s[0].Value.Uint64()
 }
 
-func heapGoal() uint64 {
-	s := []metrics.Sample{{Name: "/gc/heap/goal:bytes"}}
-	metrics.Read(s)
-	return s[0].Value.Uint64()
-}
+func cycles() uint64 { return runtimeMetric("/gc/cycles/total:gc-cycles") }
 
 var sink [][]byte
 
@@ -49,7 +46,7 @@ func TestNoCollectionDuringStartUp(t *testing.T) {
 	// A supervisor's few hundred kilobytes live must not let the heap
 	// grow to the runtime's default minimum of 4 MB between collections.
 	runtime.GC()
-	if goal := heapGoal(); goal > 2<<20 {
+	if goal := runtimeMetric("/gc/heap/goal:bytes"); goal > 2<<20 {
 		t.Errorf("after start-up the heap may grow to %d KiB before a collection, want at most 2048", goal>>10)
 	}
 	if l := debug.SetMemoryLimit(-1); l != math.MaxInt64 {
