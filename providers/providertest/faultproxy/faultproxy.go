@@ -269,6 +269,10 @@ type conn struct {
 	// The fields below are guarded by Proxy.mu.
 	upstream net.Conn // nil until forwarding has dialled the server
 	phase    phase
+	// unsent is what the client sent that forwarding read but could not
+	// pass on because Set moved the connection on; the next phase reads it
+	// first. Written by forwarding, read after it has returned.
+	unsent []byte
 }
 
 // apply makes an open connection follow a new mode; the caller holds
@@ -348,7 +352,7 @@ func (p *Proxy) serve(c *conn) {
 			p.forward(c)
 		case answering:
 			if br == nil {
-				br = bufio.NewReader(c.client)
+				br = bufio.NewReader(io.MultiReader(bytes.NewReader(c.unsent), c.client))
 			}
 			p.answer(c, br)
 		case silenced:
@@ -394,7 +398,7 @@ func (p *Proxy) forward(c *conn) {
 		go func() { errc <- p.delayedPipe(c, up, c.client, true) }()
 		go func() { errc <- p.delayedPipe(c, c.client, up, false) }()
 	} else {
-		go func() { errc <- pipe(up, c.client) }()
+		go func() { errc <- forwardClient(c, up) }()
 		go func() { errc <- pipe(c.client, up) }()
 	}
 	for range 2 {
@@ -404,6 +408,35 @@ func (p *Proxy) forward(c *conn) {
 			p.mu.Lock()
 			c.end(false) // so that the other direction stops too
 			p.mu.Unlock()
+		}
+	}
+}
+
+// forwardClient copies what the client sends to the server, as pipe does,
+// but keeps in c.unsent what it read and could not write. A read that Set's
+// interrupt races with can still return bytes the client sent after Set
+// (the runtime may see them arrive before it sees the deadline), and the
+// write to the server then fails on the same deadline: without them the
+// answering phase would wait for a request the client has already sent.
+func forwardClient(c *conn, up net.Conn) error {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := c.client.Read(buf)
+		if n > 0 {
+			w, werr := up.Write(buf[:n])
+			if werr != nil {
+				c.unsent = append(c.unsent, buf[w:n]...)
+				return werr
+			}
+		}
+		if err == io.EOF {
+			if tc, ok := up.(*net.TCPConn); ok {
+				tc.CloseWrite()
+			}
+			return nil
+		}
+		if err != nil {
+			return err
 		}
 	}
 }
