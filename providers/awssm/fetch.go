@@ -36,7 +36,7 @@ type read struct {
 
 // Fetch reads every source with as few calls as it can: secret_prefix
 // sources are listed first, then every secret at its current version is read
-// in batches of 20, and pinned versions one by one.
+// in batches of 20 (a lone secret by itself), and pinned versions one by one.
 func (p *provider) Fetch(ctx context.Context, sources []*providers.Source) ([]providers.Result, error) {
 	c, err := p.client(ctx)
 	if err != nil {
@@ -219,9 +219,12 @@ func (p *provider) readCurrent(ctx context.Context, c *conn, ids []string) (map[
 }
 
 // batch reads up to batchSize ids with one BatchGetSecretValue call, or
-// one by one when the caller may not use it.
+// one by one when the caller may not use it. A single id is read with
+// GetSecretValue: the batch call buys nothing for one secret, needs an IAM
+// permission of its own, and where that is not granted costs a second round
+// trip before the read that works.
 func (p *provider) batch(ctx context.Context, c *conn, ids []string) (map[string]read, error) {
-	if c.noBatch.Load() {
+	if len(ids) == 1 || c.noBatch.Load() {
 		return p.each(ctx, c, ids), nil
 	}
 	out := make(map[string]read, len(ids))
@@ -270,12 +273,12 @@ func (p *provider) batch(ctx context.Context, c *conn, ids []string) (map[string
 	return out, nil
 }
 
-// each reads ids with one GetSecretValue each.
+// each reads the current version of ids with one GetSecretValue each.
 func (p *provider) each(ctx context.Context, c *conn, ids []string) map[string]read {
 	out := make(map[string]read, len(ids))
 	var mu sync.Mutex
 	parallel(len(ids), func(i int) {
-		v, err := p.get(ctx, c, ids[i], "", "")
+		v, err := p.get(ctx, c, ids[i], "", stageCurrent)
 		mu.Lock()
 		out[ids[i]] = read{v, err}
 		mu.Unlock()

@@ -113,13 +113,13 @@ func TestVersionPinning(t *testing.T) {
 		}
 	}
 	wantErr(t, results[6].Err, providers.ErrNotFound, "pin/db version 00000000-0000-0000-0000-000000000000")
-	// The two current reads share one batch; the pins are read one by one,
-	// once per distinct pin.
-	if got := rec.Count("BatchGetSecretValue"); got != 1 {
-		t.Errorf("%d BatchGetSecretValue calls, want 1", got)
+	// The two current reads are one read of a lone secret, which needs no
+	// batch; the pins are read one by one, once per distinct pin.
+	if got := rec.Count("BatchGetSecretValue"); got != 0 {
+		t.Errorf("%d BatchGetSecretValue calls, want none for one secret", got)
 	}
-	if got := rec.Count("GetSecretValue"); got != 4 {
-		t.Errorf("%d GetSecretValue calls, want 4 (AWSPREVIOUS, two version ids, the missing one)", got)
+	if got := rec.Count("GetSecretValue"); got != 5 {
+		t.Errorf("%d GetSecretValue calls, want 5 (AWSCURRENT, AWSPREVIOUS, two version ids, the missing one)", got)
 	}
 }
 
@@ -336,19 +336,34 @@ func TestBatchErrorsGoToTheirSources(t *testing.T) {
 func TestThrottlingIsRetried(t *testing.T) {
 	srv := moto.Get(t)
 	srv.CreateString(t, "busy/one", `{"V":"eventually"}`)
-	rec := newRecorder(t, srv.URL)
-	rec.Answer = func(op string, n int, _ *http.Request) *http.Response {
-		if op == "BatchGetSecretValue" && n <= 2 {
-			return awsError(http.StatusBadRequest, "ThrottlingException", "Rate exceeded")
+	srv.CreateString(t, "busy/two", `{"W":"too"}`)
+	// A lone secret is read with GetSecretValue, two with a batch: both
+	// calls are retried.
+	for _, c := range []struct {
+		op      string
+		secrets []string
+	}{
+		{"GetSecretValue", []string{"busy/one"}},
+		{"BatchGetSecretValue", []string{"busy/one", "busy/two"}},
+	} {
+		rec := newRecorder(t, srv.URL)
+		rec.Answer = func(op string, n int, _ *http.Request) *http.Response {
+			if op == c.op && n <= 2 {
+				return awsError(http.StatusBadRequest, "ThrottlingException", "Rate exceeded")
+			}
+			return nil
 		}
-		return nil
-	}
-	p := forMoto(t, srv, rec)
-	if got := values(t, fetch(t, p, src(t, p, "secret: busy/one"))[0]); got["V"] != "eventually" {
-		t.Errorf("wrong fields after throttling")
-	}
-	if got := rec.Count("BatchGetSecretValue"); got != 3 {
-		t.Errorf("%d BatchGetSecretValue attempts, want 3 (two throttled)", got)
+		p := forMoto(t, srv, rec)
+		var srcs []*providers.Source
+		for _, name := range c.secrets {
+			srcs = append(srcs, src(t, p, "secret: "+name))
+		}
+		if got := values(t, fetch(t, p, srcs...)[0]); got["V"] != "eventually" {
+			t.Errorf("%s: wrong fields after throttling", c.op)
+		}
+		if got := rec.Count(c.op); got != 3 {
+			t.Errorf("%d %s attempts, want 3 (two throttled)", got, c.op)
+		}
 	}
 }
 
@@ -388,6 +403,24 @@ func TestBatchDeniedFallsBackToSingleReads(t *testing.T) {
 	}
 	if got := rec.Count("GetSecretValue"); got != 6 {
 		t.Errorf("%d GetSecretValue calls, want 6", got)
+	}
+
+	// A lone secret is one GetSecretValue from the start, never a refused
+	// batch first: a policy that grants only GetSecretValue costs no round
+	// trip.
+	rec = newRecorder(t, srv.URL)
+	rec.Answer = func(op string, _ int, _ *http.Request) *http.Response {
+		if op == "BatchGetSecretValue" {
+			return awsError(http.StatusBadRequest, "AccessDeniedException", "not authorized to perform: secretsmanager:BatchGetSecretValue")
+		}
+		return nil
+	}
+	p = forMoto(t, srv, rec)
+	if got := values(t, fetch(t, p, src(t, p, "secret: narrow/a"))[0]); got["A"] != "1" {
+		t.Errorf("lone secret: wrong fields")
+	}
+	if b, g := rec.Count("BatchGetSecretValue"), rec.Count("GetSecretValue"); b != 0 || g != 1 {
+		t.Errorf("lone secret: %d BatchGetSecretValue and %d GetSecretValue calls, want 0 and 1", b, g)
 	}
 }
 

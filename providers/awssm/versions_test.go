@@ -58,10 +58,12 @@ func TestRotation(t *testing.T) {
 	if after[1] != oldID {
 		t.Errorf("AWSPREVIOUS label %q, want %q", after[1], oldID)
 	}
-	// moto's batch still answers with the old version here; the provider
-	// notices the missing AWSCURRENT label and asks for it by name.
+	// Read beside another secret, so in a batch: moto's batch still
+	// answers with the old version here; the provider notices the missing
+	// AWSCURRENT label and asks for it by name.
+	srv.CreateString(t, "rot/other", `{"OTHER":"x"}`)
 	rec.Reset()
-	r := fetch(t, p, s)[0]
+	r := fetch(t, p, s, src(t, p, "secret: rot/other"))[0]
 	if got := values(t, r)["PASSWORD"]; got != "new-password" {
 		t.Errorf("the promoted version was not read")
 	}
