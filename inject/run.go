@@ -118,9 +118,14 @@ func Run(ctx context.Context, j Job) (int, error) {
 	}
 
 	// Ctrl-C while fetching aborts the start; the child does not exist yet.
-	fetchCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	fetchCtx, stopInterrupts := interruptible(ctx)
+	defer stopInterrupts()
 	secrets, err := Resolve(fetchCtx, j.Sources, j.Providers)
-	stop()
+	execs := CanExec && !j.NoExec && !j.PID1 && !j.Mask && j.Watch == nil && j.Serve == nil && !holdsLeases(j.Providers)
+	if !execs {
+		// The supervisor listens for signals itself, to forward them.
+		stopInterrupts()
+	}
 	if err != nil {
 		j.emit(Event{Kind: EventFetchFailed, Err: err})
 		return 0, err
@@ -143,7 +148,12 @@ func Run(ctx context.Context, j Job) (int, error) {
 		}
 	}
 
-	if CanExec && !j.NoExec && !j.PID1 && !j.Mask && j.Watch == nil && j.Serve == nil && !holdsLeases(j.Providers) {
+	if execs {
+		// Still listening for Ctrl-C, which from here to exec (well under
+		// a millisecond) is not acted on: exec gives the child the default
+		// dispositions, and unregistering first would cost another round
+		// with the runtime's signal thread. A run that does not reach exec
+		// stops listening on its way out.
 		// What the providers hold only for themselves (a login token)
 		// is given back now: after exec nobody could.
 		closeAll()
@@ -292,6 +302,35 @@ func displayName(names map[string]string, provider string) string {
 		return n
 	}
 	return fmt.Sprintf("%q", provider)
+}
+
+// interruptible is ctx, cancelled too by SIGINT or SIGTERM, with the
+// function that stops listening for them. Registering with os/signal costs
+// ≈ 0.3 ms on the start path — the runtime starts a thread that keeps the
+// signal mask and hands it each signal in turn — so it is done beside the
+// fetch, not before it: a signal in that moment ends secretrun as it would
+// have a moment earlier, before it started listening.
+func interruptible(ctx context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	sigs := make(chan os.Signal, 1)
+	registered := make(chan struct{})
+	go func() {
+		signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+		close(registered)
+		select {
+		case <-sigs:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	var once sync.Once
+	return ctx, func() {
+		once.Do(func() {
+			cancel()
+			<-registered
+			signal.Stop(sigs)
+		})
+	}
 }
 
 // holdsLeases reports whether the child uses credentials that a provider

@@ -62,9 +62,11 @@ func extras(ts *testscript.TestScript) *scriptExtras {
 
 // fault NAME start TARGET puts a proxy in front of TARGET (a URL or
 // host:port) and exports its URL as $FAULT_NAME; fault NAME MODE switches
-// it: pass, refuse, blackhole, reset, or http CODE [RETRY-AFTER].
+// it: pass, refuse, blackhole, reset, or http CODE [RETRY-AFTER]; fault NAME
+// connections N waits up to ten seconds for the proxy to have accepted N
+// connections, so a script knows a request is in flight.
 func cmdFault(ts *testscript.TestScript, neg bool, args []string) {
-	const usage = "usage: fault NAME start TARGET | fault NAME pass|refuse|blackhole|reset|http CODE [RETRY-AFTER]"
+	const usage = "usage: fault NAME start TARGET | fault NAME pass|refuse|blackhole|reset|http CODE [RETRY-AFTER] | fault NAME connections N"
 	if neg || len(args) < 2 {
 		ts.Fatalf(usage)
 	}
@@ -87,6 +89,19 @@ func cmdFault(ts *testscript.TestScript, neg bool, args []string) {
 	p := x.proxies[name]
 	if p == nil {
 		ts.Fatalf("no fault proxy %q; start it first", name)
+	}
+	if args[1] == "connections" {
+		if len(args) != 3 {
+			ts.Fatalf(usage)
+		}
+		want, err := strconv.Atoi(args[2])
+		ts.Check(err)
+		for deadline := time.Now().Add(10 * time.Second); p.Connections() < want; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				ts.Fatalf("fault %s: %d connections after 10s, want %d", name, p.Connections(), want)
+			}
+		}
+		return
 	}
 	var m faultproxy.Mode
 	switch args[1] {
