@@ -169,9 +169,14 @@ func (l *loader) chain(cfg aws.Config) (aws.CredentialsProvider, error) {
 	return cached(creds), nil
 }
 
-// cached wraps creds in the SDK's cache unless it already is one.
+// cached wraps creds in the SDK's cache unless it already is one, or holds
+// keys that never expire: the cache would only run each signing's lookup of
+// them in a goroutine of its own.
 func cached(creds aws.CredentialsProvider, opts ...func(*aws.CredentialsCacheOptions)) aws.CredentialsProvider {
-	if c, ok := creds.(*aws.CredentialsCache); ok {
+	switch c := creds.(type) {
+	case *aws.CredentialsCache:
+		return c
+	case credentials.StaticCredentialsProvider:
 		return c
 	}
 	return aws.NewCredentialsCache(creds, opts...)
