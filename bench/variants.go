@@ -150,8 +150,8 @@ func (h *harness) buildVariants(ctx context.Context) ([]variant, error) {
 	}
 	// The builds take turns, run by run, so that a change in the machine's
 	// load while they are measured weighs on all of them alike, and in a
-	// new random order each run: in a fixed one the build that always
-	// follows another started ≈ 0.5 ms slower, identical or not.
+	// new random order each run, as the peers do, so that none always runs
+	// straight after another.
 	runs := h.opts.runs
 	if !h.opts.smoke {
 		runs *= 2 // these figures are compared with each other, closely
