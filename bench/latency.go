@@ -384,8 +384,8 @@ func (h *harness) latencyVault(ctx context.Context, v *vaulttest.Vault, title st
 	if err := os.WriteFile(tokenFile, []byte(vaulttest.RootToken), 0o600); err != nil {
 		return nil, err
 	}
-	agentBin, agentErr := vaulttest.Binary()
-	sstartBin, sstartMissing := peerBinary("sstart")
+	agentBin, agentErr := h.installedVault()
+	sstartBin, sstartMissing := h.peerBinary("sstart")
 	for _, way := range []struct {
 		name string
 		addr string
@@ -512,8 +512,8 @@ func (h *harness) latencyAWS(ctx context.Context) (*latencyBackend, error) {
 	b := &latencyBackend{title: "AWS Secrets Manager (moto, HTTP)", proxy: proxy, server: target, vars: vars, values: vals,
 		requests: func() (map[string]int, error) { return m.proxy.counts(), nil },
 		stop:     func() { proxy.Close() }}
-	sstartBin, sstartMissing := peerBinary("sstart")
-	chamberBin, chamberMissing := peerBinary("chamber")
+	sstartBin, sstartMissing := h.peerBinary("sstart")
+	chamberBin, chamberMissing := h.peerBinary("chamber")
 	for _, way := range []struct {
 		name     string
 		endpoint string
@@ -575,7 +575,7 @@ func (h *harness) latencyInfisical(context.Context) (*latencyBackend, error) {
 	b := &latencyBackend{title: "Infisical (test server over TLS)", tls: true, proxy: proxy, server: srv.Listener.Addr().String(), vars: vars, values: values,
 		requests: func() (map[string]int, error) { return s.Counts(), nil },
 		stop:     func() { proxy.Close(); srv.Close() }}
-	sstartBin, sstartMissing := peerBinary("sstart")
+	sstartBin, sstartMissing := h.peerBinary("sstart")
 	for _, way := range []struct {
 		name string
 		url  string

@@ -154,13 +154,18 @@ func peersDir() string {
 	return filepath.Join(cache, "secretrun", "peers")
 }
 
-// peerBinary finds an installed peer, or says why it is not measured.
-func peerBinary(name string) (string, string) {
+// peerBinary finds an installed peer and returns the copy of it that is
+// timed (see installed), or says why it is not measured.
+func (h *harness) peerBinary(name string) (string, string) {
 	p := filepath.Join(peersDir(), name)
 	if st, err := os.Stat(p); err != nil || st.Mode()&0o111 == 0 {
 		return "", "not installed (scripts/install-peers.sh installs it)"
 	}
-	return p, ""
+	c, err := h.installed(p)
+	if err != nil {
+		return "", err.Error()
+	}
+	return c, ""
 }
 
 func (h *harness) measurePeers(ctx context.Context) (*peersResult, error) {
@@ -336,8 +341,8 @@ func (h *harness) vaultPeerWorks(ctx context.Context, v *vaultBackend) ([]peerWo
 	if err := os.WriteFile(tokenFile, []byte(vaulttest.RootToken), 0o600); err != nil {
 		return nil, err
 	}
-	agentBin, agentErr := vaulttest.Binary()
-	sstartBin, sstartMissing := peerBinary("sstart")
+	agentBin, agentErr := h.installedVault()
+	sstartBin, sstartMissing := h.peerBinary("sstart")
 	var works []peerWork
 	for _, sz := range []struct {
 		paths, fields int
@@ -549,8 +554,8 @@ func awsToolEnv(endpoint string) []string {
 
 func (h *harness) awsPeerWorks(ctx context.Context, m *motoBackend) ([]peerWork, error) {
 	env := awsToolEnv(m.URL)
-	sstartBin, sstartMissing := peerBinary("sstart")
-	chamberBin, chamberMissing := peerBinary("chamber")
+	sstartBin, sstartMissing := h.peerBinary("sstart")
+	chamberBin, chamberMissing := h.peerBinary("chamber")
 	noAgent := peerTool{name: toolAgent, missing: "reads only Vault"}
 	fields := fieldNames(10)
 
@@ -669,7 +674,7 @@ func (h *harness) infisicalPeerWork(s *infisicalBackend) peerWork {
 		return fail(err)
 	}
 	work.tools = []peerTool{h.secretrunTool(srConfig, srWatch, env)}
-	sstartBin, missing := peerBinary("sstart")
+	sstartBin, missing := h.peerBinary("sstart")
 	st := peerTool{name: toolSstart, missing: missing}
 	if missing == "" {
 		cfg, err := h.writeConfig("peers-sstart-infisical", fmt.Sprintf("inherit: true\nproviders:\n  - kind: infisical\n    id: infisical\n    project_id: %s\n    environment: %s\n    path: %s\n", infisicalProject, infisicalEnv, path))
@@ -701,12 +706,12 @@ func (h *harness) versionPeerWork(ctx context.Context) (peerWork, error) {
 		fixed("`/bin/true`", "/bin/true"),
 	}
 	for _, p := range []string{"sstart", "chamber"} {
-		bin, missing := peerBinary(p)
+		bin, missing := h.peerBinary(p)
 		t := fixed("`"+p+" version`", bin, "version")
 		t.missing = missing
 		tools = append(tools, t)
 	}
-	if bin, err := vaulttest.Binary(); err != nil {
+	if bin, err := h.installedVault(); err != nil {
 		tools = append(tools, peerTool{name: "`vault version`", missing: err.Error()})
 	} else {
 		tools = append(tools, fixed("`vault version`", bin, "version"))
@@ -716,6 +721,16 @@ func (h *harness) versionPeerWork(ctx context.Context) (peerWork, error) {
 
 // buildEmptyGo builds a Go program whose main does nothing, outside this
 // module.
+// installedVault is the Vault binary the tests build, installed for
+// timing.
+func (h *harness) installedVault() (string, error) {
+	bin, err := vaulttest.Binary()
+	if err != nil {
+		return "", err
+	}
+	return h.installed(bin)
+}
+
 func (h *harness) buildEmptyGo(ctx context.Context) (string, error) {
 	dir := filepath.Join(h.dir, "emptygo")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -734,7 +749,7 @@ func (h *harness) buildEmptyGo(ctx context.Context) (string, error) {
 	if out, err := build.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("build an empty Go program: %w\n%s", err, out)
 	}
-	return bin, nil
+	return h.installed(bin)
 }
 
 // supervised is a tool started with a child that announces itself and

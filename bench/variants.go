@@ -134,6 +134,10 @@ func (h *harness) buildVariants(ctx context.Context) ([]variant, error) {
 			if out, err := build.CombinedOutput(); err != nil {
 				return nil, fmt.Errorf("build %s: %w\n%s", v.name, err, out)
 			}
+			var err error
+			if v.bin, err = h.installed(v.bin); err != nil {
+				return nil, err
+			}
 		}
 		st, err := os.Stat(v.bin)
 		if err != nil {
