@@ -15,7 +15,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/secretrun/secretrun/providers/keyring"
@@ -51,9 +50,8 @@ type harness struct {
 	// keyringItems is how many items the keyring scenarios stored, to
 	// remove when the run ends.
 	keyringItems int
-
-	installMu sync.Mutex
-	copies    map[string]string // installed copies, by the path they copy
+	// copies are the installed copies of binaries, by the path they copy.
+	copies map[string]string
 }
 
 func newHarness(ctx context.Context, o options, log io.Writer) (*harness, error) {
@@ -96,8 +94,6 @@ func newHarness(ctx context.Context, o options, log io.Writer) (*harness, error)
 // linked file to the next (BENCHMARKS.md, Analysis): timed as linked, two
 // builds of the same source would differ by that, not by their code.
 func (h *harness) installed(path string) (string, error) {
-	h.installMu.Lock()
-	defer h.installMu.Unlock()
 	if c, ok := h.copies[path]; ok {
 		return c, nil
 	}

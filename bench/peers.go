@@ -719,8 +719,6 @@ func (h *harness) versionPeerWork(ctx context.Context) (peerWork, error) {
 	return peerWork{name: "programs that contact nothing", version: true, tools: tools}, nil
 }
 
-// buildEmptyGo builds a Go program whose main does nothing, outside this
-// module.
 // installedVault is the Vault binary the tests build, installed for
 // timing.
 func (h *harness) installedVault() (string, error) {
@@ -731,6 +729,8 @@ func (h *harness) installedVault() (string, error) {
 	return h.installed(bin)
 }
 
+// buildEmptyGo builds a Go program whose main does nothing, outside this
+// module, and returns it installed for timing.
 func (h *harness) buildEmptyGo(ctx context.Context) (string, error) {
 	dir := filepath.Join(h.dir, "emptygo")
 	if err := os.MkdirAll(dir, 0o755); err != nil {

@@ -323,14 +323,11 @@ func interruptible(ctx context.Context) (context.Context, func()) {
 		case <-ctx.Done():
 		}
 	}()
-	var once sync.Once
-	return ctx, func() {
-		once.Do(func() {
-			cancel()
-			<-registered
-			signal.Stop(sigs)
-		})
-	}
+	return ctx, sync.OnceFunc(func() {
+		cancel()
+		<-registered
+		signal.Stop(sigs)
+	})
 }
 
 // holdsLeases reports whether the child uses credentials that a provider

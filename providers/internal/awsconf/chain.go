@@ -173,11 +173,9 @@ func (l *loader) chain(cfg aws.Config) (aws.CredentialsProvider, error) {
 // keys that never expire: the cache would only run each signing's lookup of
 // them in a goroutine of its own.
 func cached(creds aws.CredentialsProvider, opts ...func(*aws.CredentialsCacheOptions)) aws.CredentialsProvider {
-	switch c := creds.(type) {
-	case *aws.CredentialsCache:
-		return c
-	case credentials.StaticCredentialsProvider:
-		return c
+	switch creds.(type) {
+	case *aws.CredentialsCache, credentials.StaticCredentialsProvider:
+		return creds
 	}
 	return aws.NewCredentialsCache(creds, opts...)
 }
