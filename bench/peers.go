@@ -40,6 +40,10 @@ const (
 	toolSstart    = "sstart"
 	toolChamber   = "chamber"
 	toolAgent     = "Vault Agent"
+
+	toolEmptyGo         = "an empty Go program"
+	toolEmptyHTTP       = "an empty Go program importing `net/http`"
+	toolEmptyHTTPStatic = "the same built with `CGO_ENABLED=0`"
 )
 
 // The peers' versions, as scripts/install-peers.sh installs them.
@@ -691,9 +695,23 @@ func (h *harness) infisicalPeerWork(s *infisicalBackend) peerWork {
 
 // versionPeerWork is the programs that contact nothing: `secretrun
 // version`, /bin/true, an empty Go program (the floor of any Go binary on
-// this machine) and the peers' own version commands.
+// this machine), the same importing net/http, and the peers' own version
+// commands.
 func (h *harness) versionPeerWork(ctx context.Context) (peerWork, error) {
-	empty, err := h.buildEmptyGo(ctx)
+	empty, err := h.buildProgram(ctx, "emptygo", "package main\n\nfunc main() {}\n")
+	if err != nil {
+		return peerWork{}, err
+	}
+	// The floor of any Go program that speaks HTTP: linking net/http
+	// brings its package initialisation and, where a C compiler is
+	// present (as for `go install`), the C library that net's resolver
+	// links against.
+	const httpSrc = "package main\n\nimport _ \"net/http\"\n\nfunc main() {}\n"
+	withHTTP, err := h.buildProgram(ctx, "emptyhttp", httpSrc)
+	if err != nil {
+		return peerWork{}, err
+	}
+	withHTTPStatic, err := h.buildProgram(ctx, "emptyhttpstatic", httpSrc, "CGO_ENABLED=0")
 	if err != nil {
 		return peerWork{}, err
 	}
@@ -702,7 +720,9 @@ func (h *harness) versionPeerWork(ctx context.Context) (peerWork, error) {
 	}
 	tools := []peerTool{
 		fixed("`secretrun version`", h.bin, "version"),
-		fixed("an empty Go program", empty),
+		fixed(toolEmptyGo, empty),
+		fixed(toolEmptyHTTP, withHTTP),
+		fixed(toolEmptyHTTPStatic, withHTTPStatic),
 		fixed("`/bin/true`", "/bin/true"),
 	}
 	for _, p := range []string{"sstart", "chamber"} {
@@ -725,29 +745,6 @@ func (h *harness) installedVault() (string, error) {
 	bin, err := vaulttest.Binary()
 	if err != nil {
 		return "", err
-	}
-	return h.installed(bin)
-}
-
-// buildEmptyGo builds a Go program whose main does nothing, outside this
-// module, and returns it installed for timing.
-func (h *harness) buildEmptyGo(ctx context.Context) (string, error) {
-	dir := filepath.Join(h.dir, "emptygo")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte("package main\n\nfunc main() {}\n"), 0o644); err != nil {
-		return "", err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module emptygo\n\ngo 1.22\n"), 0o644); err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "emptygo")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
-	build.Dir = dir
-	build.Env = append(os.Environ(), "GOFLAGS=", "GOWORK=off")
-	if out, err := build.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build an empty Go program: %w\n%s", err, out)
 	}
 	return h.installed(bin)
 }

@@ -94,28 +94,34 @@ func (h *harness) measureVersion(ctx context.Context) (*versionResult, error) {
 	return res, nil
 }
 
-// buildHello builds the smallest Go program that prints a line, outside
-// this module, for the start-up cost of any Go binary on this machine.
+// buildHello builds the smallest Go program that prints a line, for the
+// start-up cost of any Go binary on this machine.
 func (h *harness) buildHello(ctx context.Context) (string, error) {
-	dir := filepath.Join(h.dir, "hello")
+	return h.buildProgram(ctx, "hello", "package main\n\nimport \"os\"\n\nfunc main() { os.Stdout.WriteString(\"hello\\n\") }\n")
+}
+
+// buildProgram builds a one-file Go program outside this module, as `go
+// build` builds it with env added to the environment, and returns it
+// installed for timing.
+func (h *harness) buildProgram(ctx context.Context, name, src string, env ...string) (string, error) {
+	dir := filepath.Join(h.dir, "programs", name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
-	src := "package main\n\nimport \"os\"\n\nfunc main() { os.Stdout.WriteString(\"hello\\n\") }\n"
 	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(src), 0o644); err != nil {
 		return "", err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module hello\n\ngo 1.22\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module "+name+"\n\ngo 1.22\n"), 0o644); err != nil {
 		return "", err
 	}
-	bin := filepath.Join(dir, "hello")
+	bin := filepath.Join(dir, name)
 	build := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
 	build.Dir = dir
-	build.Env = append(os.Environ(), "GOFLAGS=", "GOWORK=off")
+	build.Env = append(append(os.Environ(), "GOFLAGS=", "GOWORK=off"), env...)
 	if out, err := build.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build hello: %w\n%s", err, out)
+		return "", fmt.Errorf("build %s: %w\n%s", name, err, out)
 	}
-	return bin, nil
+	return h.installed(bin)
 }
 
 // traceInit runs `bin version` with GODEBUG=inittrace=1 n times and returns
