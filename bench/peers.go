@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/sha256"
+	_ "embed"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -44,7 +45,14 @@ const (
 	toolEmptyGo         = "an empty Go program"
 	toolEmptyHTTP       = "an empty Go program importing `net/http`"
 	toolEmptyHTTPStatic = "the same built with `CGO_ENABLED=0`"
+	toolAWSFloor        = "the least a Go program can do (`bench/awsfloor`)"
 )
+
+// awsFloorSource is built outside the module, as `go install` builds a
+// tool, and timed beside the AWS rows' tools as their floor.
+//
+//go:embed awsfloor/main.go
+var awsFloorSource string
 
 // The peers' versions, as scripts/install-peers.sh installs them.
 const (
@@ -79,6 +87,9 @@ type peerTool struct {
 	// failed says the tool was run and did not deliver: missing says how.
 	failed bool
 	note   string
+	// reference marks a program timed beside the peers as their floor:
+	// it is no peer, and never the best one.
+	reference bool
 }
 
 // peerWork is one row of the comparison: the same secrets read by each
@@ -100,11 +111,12 @@ type peerWork struct {
 }
 
 type peerResult struct {
-	tool    string
-	s       sample
-	missing string
-	failed  bool
-	note    string
+	tool      string
+	s         sample
+	missing   string
+	failed    bool
+	note      string
+	reference bool
 }
 
 type peerRow struct {
@@ -217,6 +229,9 @@ func (h *harness) measurePeers(ctx context.Context) (*peersResult, error) {
 			continue
 		}
 		for _, t := range w.tools {
+			if t.reference {
+				continue
+			}
 			h.logf("peers: memory of %s supervising %s", t.name, w.name)
 			res.rss = append(res.rss, h.peerRSS(ctx, w, t, res.rssWait))
 		}
@@ -307,7 +322,7 @@ func (h *harness) timePeers(ctx context.Context, works []peerWork, rounds int) [
 	for i, w := range works {
 		rows[i] = peerRow{work: w.name, goal: w.goal, version: w.version}
 		for _, t := range w.tools {
-			rows[i].results = append(rows[i].results, peerResult{tool: t.name, missing: t.missing, failed: t.failed, note: t.note})
+			rows[i].results = append(rows[i].results, peerResult{tool: t.name, missing: t.missing, failed: t.failed, note: t.note, reference: t.reference})
 		}
 	}
 	rng := rand.New(rand.NewPCG(17, uint64(time.Now().UnixNano())))
@@ -562,6 +577,10 @@ func (h *harness) awsPeerWorks(ctx context.Context, m *motoBackend) ([]peerWork,
 	chamberBin, chamberMissing := h.peerBinary("chamber")
 	noAgent := peerTool{name: toolAgent, missing: "reads only Vault"}
 	fields := fieldNames(10)
+	floor, err := h.buildProgram(ctx, "awsfloor", awsFloorSource)
+	if err != nil {
+		return nil, err
+	}
 
 	// Secrets Manager: one secret, a JSON object of ten keys. chamber
 	// lower-cases service names, so the secret's name is lower case.
@@ -597,7 +616,8 @@ func (h *harness) awsPeerWorks(ctx context.Context, m *motoBackend) ([]peerWork,
 		st = sstartTool(sstartBin, cfg, env)
 		st.note = "reads with GetSecretValue"
 	}
-	smTools = append(smTools, st, chamberTool(chamberBin, chamberMissing, smName, append(env, "CHAMBER_SECRET_BACKEND=secretsmanager"), "Secrets Manager backend (`CHAMBER_SECRET_BACKEND=secretsmanager`)"), noAgent)
+	smTools = append(smTools, st, chamberTool(chamberBin, chamberMissing, smName, append(env, "CHAMBER_SECRET_BACKEND=secretsmanager"), "Secrets Manager backend (`CHAMBER_SECRET_BACKEND=secretsmanager`)"), noAgent,
+		awsFloorTool(floor, env, "secretsmanager", "secretsmanager.GetSecretValue", fmt.Sprintf(`{"SecretId":%q}`, smName)))
 
 	// Parameter Store: ten SecureString parameters below one path, as
 	// chamber writes a service.
@@ -626,11 +646,21 @@ func (h *harness) awsPeerWorks(ctx context.Context, m *motoBackend) ([]peerWork,
 		{name: toolSstart, missing: "no Parameter Store provider"},
 		chamberTool(chamberBin, chamberMissing, strings.TrimPrefix(ssmPath, "/"), env, "its default backend"),
 		noAgent,
+		awsFloorTool(floor, env, "ssm", "AmazonSSM.GetParametersByPath", fmt.Sprintf(`{"Path":%q,"Recursive":true,"WithDecryption":true,"MaxResults":10}`, ssmPath)),
 	}
 	return []peerWork{
 		{name: "AWS Secrets Manager, 1 secret × 10 keys", goal: 0.7, vars: fields, values: values, tools: smTools, rss: true},
 		{name: "AWS SSM Parameter Store, 1 path × 10 parameters", goal: 0.7, vars: fields, values: ssmValues, tools: ssmTools},
 	}, nil
+}
+
+// awsFloorTool runs the floor program for one AWS JSON read.
+func awsFloorTool(bin string, env []string, service, target, body string) peerTool {
+	return peerTool{name: toolAWSFloor, env: env, reference: true,
+		note: "a reference, not a peer: " + target + ", signed, then exec; no configuration, checks or supervision",
+		argv: func(child []string) []string {
+			return append([]string{bin, service, target, body, "--"}, child...)
+		}}
 }
 
 // chamberTool runs `chamber exec SERVICE -- child`, which replaces itself
