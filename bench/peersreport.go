@@ -18,11 +18,14 @@ const (
 	versionGap = 2 * time.Millisecond
 )
 
+// measured says the tool ran and has timings.
+func (r *peerResult) measured() bool { return r != nil && r.missing == "" && len(r.s) > 0 }
+
 // best returns secretrun's result and the fastest peer's, by median.
 func (row peerRow) best() (self, peer *peerResult) {
 	for i := range row.results {
 		r := &row.results[i]
-		if r.missing != "" || len(r.s) == 0 || r.reference {
+		if !r.measured() || r.reference {
 			continue
 		}
 		if i == 0 {
@@ -41,7 +44,7 @@ func (row peerRow) best() (self, peer *peerResult) {
 func (row peerRow) others(best *peerResult) string {
 	var parts []string
 	for i, r := range row.results {
-		if i == 0 || r.missing != "" || len(r.s) == 0 || r.reference || &row.results[i] == best {
+		if i == 0 || !r.measured() || r.reference || &row.results[i] == best {
 			continue
 		}
 		parts = append(parts, r.tool+" "+ms(r.s.median()))
@@ -55,7 +58,7 @@ func (row peerRow) others(best *peerResult) string {
 // floor returns the row's measured reference program, or nil.
 func (row peerRow) floor() *peerResult {
 	for i := range row.results {
-		if r := &row.results[i]; r.reference && r.missing == "" && len(r.s) > 0 {
+		if r := &row.results[i]; r.reference && r.measured() {
 			return r
 		}
 	}
@@ -79,7 +82,7 @@ type versionFigures struct {
 
 func (row peerRow) versionFigures() versionFigures {
 	ok := func(r *peerResult) *peerResult {
-		if r == nil || r.missing != "" || len(r.s) == 0 {
+		if !r.measured() {
 			return nil
 		}
 		return r
