@@ -16,20 +16,24 @@ func Environ(base []string, vars []Variable, preserve bool) []string {
 		}
 	}
 	env := make([]string, 0, len(base)+len(vars))
-	present := make(map[string]bool, len(base))
+	// Only the secrets' names are looked for in base: a CI job's
+	// environment has a hundred or more others.
+	inBase := make(map[string]bool, len(vars))
 	for _, kv := range base {
 		name, _, _ := strings.Cut(kv, "=")
 		if name == "" {
 			continue
 		}
-		present[name] = true
-		if secret[name] && !preserve {
-			continue
+		if secret[name] {
+			inBase[name] = true
+			if !preserve {
+				continue
+			}
 		}
 		env = append(env, kv)
 	}
 	for _, v := range vars {
-		if v.Hidden || preserve && present[v.Name] {
+		if v.Hidden || preserve && inBase[v.Name] {
 			continue
 		}
 		value := v.Value.Reveal()

@@ -69,10 +69,15 @@ func (d deps) getenv(name string) string {
 	return v
 }
 
+// lookupEnv finds name in secretrun's environment, the last entry of a
+// repeated name as getenv(3) does. A start looks up some fifty names, and a
+// CI job's environment holds a hundred or more entries: each comparison is
+// made in place, with nothing built per entry.
 func (d deps) lookupEnv(name string) (string, bool) {
 	for i := len(d.environ) - 1; i >= 0; i-- {
-		if v, ok := strings.CutPrefix(d.environ[i], name+"="); ok {
-			return v, true
+		kv := d.environ[i]
+		if len(kv) > len(name) && kv[len(name)] == '=' && kv[:len(name)] == name {
+			return kv[len(name)+1:], true
 		}
 	}
 	return "", false

@@ -6,6 +6,7 @@ import (
 	"runtime/debug"
 	"runtime/metrics"
 	"testing"
+	"unsafe"
 )
 
 // gcPercent reads the collector's target without changing it.
@@ -68,4 +69,42 @@ func TestUserSettingsWin(t *testing.T) {
 		}
 	}
 	debug.SetGCPercent(100)
+}
+
+// stackDepth calls itself n times with a frame of about a kilobyte each and
+// reports where its deepest frame's array lies.
+//
+//go:noinline
+func stackDepth(n int) uintptr {
+	var frame [1 << 10]byte
+	frame[n%len(frame)] = byte(n)
+	if n == 0 {
+		return uintptr(unsafe.Pointer(&frame[0]))
+	}
+	return stackDepth(n-1) + uintptr(frame[(n*3)%len(frame)])
+}
+
+// A goroutine whose stack was reserved runs calls that need most of it
+// without the runtime moving its stack: a variable's address stays put.
+// Without the reservation the same calls move it (the control).
+func TestReservedStackIsNotMovedAgain(t *testing.T) {
+	moved := func(reserve bool) bool {
+		done := make(chan bool)
+		go func() {
+			if reserve {
+				reserveStack(1)
+			}
+			var marker byte
+			before := uintptr(unsafe.Pointer(&marker))
+			stackDepth(reservedStack / 2 >> 10)
+			done <- uintptr(unsafe.Pointer(&marker)) != before
+		}()
+		return <-done
+	}
+	if !moved(false) {
+		t.Fatal("the control did not move its stack: the test cannot tell a reserved stack from a small one")
+	}
+	if moved(true) {
+		t.Errorf("after reserveStack, calls needing %d KiB still moved the stack", reservedStack/2>>10)
+	}
 }
