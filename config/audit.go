@@ -23,6 +23,9 @@ type Audit struct {
 // lookup.
 func (f *File) Audit(lookup func(string) (string, bool)) (Audit, error) {
 	var a Audit
+	if !f.audits {
+		return a, nil
+	}
 	d, err := parse(f.Name, f.src)
 	if err != nil {
 		return a, err

@@ -59,6 +59,10 @@ type File struct {
 	// parsed is the document Parse checked, handed to the first Plan;
 	// planning rewrites it, so any later Plan parses the text again.
 	parsed *document
+	// audits is whether the file has `audit:` settings, which Audit parses
+	// the text again for; most files have none, and a run then parses
+	// its config only once.
+	audits bool
 }
 
 // Watch holds the `watch:` settings.
@@ -120,6 +124,9 @@ func Parse(name string, src []byte) (*File, error) {
 		return nil, err
 	}
 	f := &File{Name: name, Version: d.top.Version, DefaultEnvironment: d.top.DefaultEnvironment, Files: templates, src: src, parsed: d}
+	if node := valueOf(d.root, "audit", nil); node != nil && !isNull(node) {
+		f.audits = true
+	}
 	for _, e := range d.environments {
 		f.Environments = append(f.Environments, e.name)
 	}

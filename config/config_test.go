@@ -230,3 +230,40 @@ environments:
 		t.Fatalf("an unused provider failed the plan: %v", err)
 	}
 }
+
+// The audit settings are read from the file when it has them, checked as
+// strictly as the rest, and absent (no sink) when it has none.
+func TestAuditSettings(t *testing.T) {
+	base := "version: 1\nenvironments:\n  dev: []\n"
+	for _, c := range []struct {
+		name, text, sink, err string
+	}{
+		{"none", base, "", ""},
+		{"null", base + "audit:\n", "", ""},
+		{"stderr", base + "audit:\n  sink: stderr\n", "stderr", ""},
+		{"relative file", base + "audit:\n  sink: file:trail.log\n", "file:" + filepath.Join("conf", "trail.log"), ""},
+		{"expanded", base + "audit:\n  sink: ${SINK}\n", "journald", ""},
+		{"unknown sink", base + "audit:\n  sink: s3\n", "", `secretrun.yaml:5:9: audit.sink: unknown sink "s3"`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			name := "secretrun.yaml"
+			if c.name == "relative file" {
+				name = filepath.Join("conf", "secretrun.yaml")
+			}
+			f, err := config.Parse(name, []byte(c.text))
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, err := f.Audit(lookup(map[string]string{"SINK": "journald"}))
+			if c.err != "" {
+				if err == nil || !strings.Contains(err.Error(), c.err) {
+					t.Fatalf("Audit() error = %v, want one containing %q", err, c.err)
+				}
+				return
+			}
+			if err != nil || a.Sink != c.sink {
+				t.Errorf("Audit() = %+v, %v; want sink %q", a, err, c.sink)
+			}
+		})
+	}
+}
