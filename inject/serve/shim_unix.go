@@ -95,8 +95,9 @@ func RunShim(args []string, stderr io.Writer) int {
 }
 
 func getenv(env []string, name string) (string, bool) {
+	prefix := name + "="
 	for i := len(env) - 1; i >= 0; i-- {
-		if v, ok := strings.CutPrefix(env[i], name+"="); ok {
+		if v, ok := strings.CutPrefix(env[i], prefix); ok {
 			return v, true
 		}
 	}
@@ -106,12 +107,13 @@ func getenv(env []string, name string) (string, bool) {
 // setenv replaces every name= in env with name=value.
 func setenv(env []string, name, value string) []string {
 	out := env[:0:0]
+	prefix := name + "="
 	for _, kv := range env {
-		if !strings.HasPrefix(kv, name+"=") {
+		if !strings.HasPrefix(kv, prefix) {
 			out = append(out, kv)
 		}
 	}
-	return append(out, name+"="+value)
+	return append(out, prefix+value)
 }
 
 // lookPath finds name as execvp(3) would, in the PATH of env, the same way

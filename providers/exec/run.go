@@ -314,8 +314,9 @@ var fallbackEnv = []string{
 func (p *provider) getenv(name string) string {
 	if p.env.Environ != nil {
 		v := ""
+		prefix := name + "="
 		for _, kv := range p.env.Environ() {
-			if rest, ok := strings.CutPrefix(kv, name+"="); ok {
+			if rest, ok := strings.CutPrefix(kv, prefix); ok {
 				v = rest
 			}
 		}
