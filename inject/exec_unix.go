@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/secretrun/secretrun/internal/environ"
 )
 
 // CanExec reports whether secretrun can replace itself with the child.
@@ -35,11 +37,9 @@ func lookPath(name string, env []string) (string, error) {
 	if strings.Contains(name, "/") {
 		return name, checkExecutable(name, name)
 	}
-	path := "/usr/local/bin:/usr/bin:/bin"
-	for _, kv := range env {
-		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
-			path = v
-		}
+	path, ok := environ.Lookup(env, "PATH")
+	if !ok {
+		path = "/usr/local/bin:/usr/bin:/bin"
 	}
 	var denied error
 	for _, dir := range filepath.SplitList(path) {

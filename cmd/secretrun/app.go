@@ -15,6 +15,7 @@ import (
 	"github.com/secretrun/secretrun/config"
 	"github.com/secretrun/secretrun/inject"
 	"github.com/secretrun/secretrun/inject/serve"
+	"github.com/secretrun/secretrun/internal/environ"
 	"github.com/secretrun/secretrun/providers"
 	"github.com/secretrun/secretrun/providers/all"
 	"github.com/secretrun/secretrun/providers/keyring"
@@ -69,19 +70,7 @@ func (d deps) getenv(name string) string {
 	return v
 }
 
-// lookupEnv finds name in secretrun's environment, the last entry of a
-// repeated name as getenv(3) does. A start looks up some fifty names, and a
-// CI job's environment holds a hundred or more entries: each comparison is
-// made in place, with nothing built per entry.
-func (d deps) lookupEnv(name string) (string, bool) {
-	for i := len(d.environ) - 1; i >= 0; i-- {
-		kv := d.environ[i]
-		if len(kv) > len(name) && kv[len(name)] == '=' && kv[:len(name)] == name {
-			return kv[len(name)+1:], true
-		}
-	}
-	return "", false
-}
+func (d deps) lookupEnv(name string) (string, bool) { return environ.Lookup(d.environ, name) }
 
 func (d deps) providerEnv() providers.Env {
 	home, _ := os.UserHomeDir()

@@ -198,25 +198,3 @@ func sigcount() {
 		f.Close()
 	}
 }
-
-// The environment secretrun reads its own settings from (AWS_PROFILE,
-// VAULT_ADDR, …) behaves as getenv(3): the last of a repeated name wins, a
-// name is matched whole, and an entry without "=" is no variable.
-func TestLookupEnv(t *testing.T) {
-	d := deps{environ: []string{"VAULT_ADDR=http://first", "VAULT", "VAULT_ADDRESS=x", "VAULT_ADDR=http://last", "EMPTY="}}
-	for _, c := range []struct {
-		name, want string
-		found      bool
-	}{
-		{"VAULT_ADDR", "http://last", true},
-		{"VAULT_ADDRESS", "x", true},
-		{"VAULT", "", false},
-		{"VAULT_ADD", "", false},
-		{"EMPTY", "", true},
-		{"MISSING", "", false},
-	} {
-		if got, found := d.lookupEnv(c.name); got != c.want || found != c.found {
-			t.Errorf("lookupEnv(%q) = %q, %v; want %q, %v", c.name, got, found, c.want, c.found)
-		}
-	}
-}

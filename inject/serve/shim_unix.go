@@ -14,6 +14,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/secretrun/secretrun/internal/environ"
 )
 
 // ShimArgs is how to start args (COMMAND ARGS...) through the shim: the
@@ -64,7 +66,7 @@ func RunShim(args []string, stderr io.Writer) int {
 	}
 	argv := args[1:]
 	env := os.Environ()
-	if fds, ok := getenv(env, "LISTEN_FDS"); ok {
+	if fds, ok := environ.Lookup(env, "LISTEN_FDS"); ok {
 		n, err := strconv.Atoi(fds)
 		if err != nil || n < 0 {
 			fmt.Fprintf(stderr, "secretrun: LISTEN_FDS=%q is not a count of descriptors\n", fds)
@@ -94,16 +96,6 @@ func RunShim(args []string, stderr io.Writer) int {
 	return 126
 }
 
-func getenv(env []string, name string) (string, bool) {
-	prefix := name + "="
-	for i := len(env) - 1; i >= 0; i-- {
-		if v, ok := strings.CutPrefix(env[i], prefix); ok {
-			return v, true
-		}
-	}
-	return "", false
-}
-
 // setenv replaces every name= in env with name=value.
 func setenv(env []string, name, value string) []string {
 	out := env[:0:0]
@@ -125,7 +117,7 @@ func lookPath(name string, env []string) (string, error) {
 	if strings.Contains(name, "/") {
 		return name, checkExecutable(name)
 	}
-	path, ok := getenv(env, "PATH")
+	path, ok := environ.Lookup(env, "PATH")
 	if !ok {
 		path = "/usr/local/bin:/usr/bin:/bin"
 	}

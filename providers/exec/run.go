@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/secretrun/secretrun/internal/environ"
 	"github.com/secretrun/secretrun/providers"
 )
 
@@ -313,13 +314,7 @@ var fallbackEnv = []string{
 
 func (p *provider) getenv(name string) string {
 	if p.env.Environ != nil {
-		v := ""
-		prefix := name + "="
-		for _, kv := range p.env.Environ() {
-			if rest, ok := strings.CutPrefix(kv, prefix); ok {
-				v = rest
-			}
-		}
+		v, _ := environ.Lookup(p.env.Environ(), name)
 		return v
 	}
 	if p.env.Getenv != nil {
