@@ -92,7 +92,11 @@ func run(ctx context.Context, args []string, d deps) int {
 		// A child of secretrun's own, on its way to the command.
 		return serve.RunShim(args[2:], d.stderr)
 	}
-	app := newApp(d)
+	return runApp(ctx, newApp(d, directCommand(args)), args, d)
+}
+
+// runApp runs args on app.
+func runApp(ctx context.Context, app *cli.Command, args []string, d deps) int {
 	args, err := canonicalArgs(app, normalizeArgs(app, args))
 	if err == nil {
 		if c := namedCommand(app, args); c != nil {
@@ -156,23 +160,15 @@ func normalizeArgs(app *cli.Command, args []string) []string {
 	if len(args) < 2 {
 		return args
 	}
-	withValue := map[string]bool{}
-	for _, cmd := range app.Commands {
-		for _, f := range cmd.Flags {
-			if _, isBool := f.(*cli.BoolFlag); isBool {
-				continue
-			}
-			for _, n := range f.Names() {
-				withValue["-"+n] = true
-				withValue["--"+n] = true
-			}
-		}
-	}
+	var withValue map[string]bool
 	for i := 1; i < len(args); i++ {
 		a := args[i]
 		switch {
 		case a == "--":
 		case strings.HasPrefix(a, "-"):
+			if withValue == nil {
+				withValue = valueFlags(app)
+			}
 			if withValue[a] {
 				i++
 			}
@@ -193,6 +189,24 @@ func normalizeArgs(app *cli.Command, args []string) []string {
 	return slices.Insert(slices.Clone(args), 1, "run")
 }
 
+// valueFlags are the flags of app's commands that take a value, as
+// they may be written: -name and --name.
+func valueFlags(app *cli.Command) map[string]bool {
+	withValue := map[string]bool{}
+	for _, cmd := range app.Commands {
+		for _, f := range cmd.Flags {
+			if _, isBool := f.(*cli.BoolFlag); isBool {
+				continue
+			}
+			for _, n := range f.Names() {
+				withValue["-"+n] = true
+				withValue["--"+n] = true
+			}
+		}
+	}
+	return withValue
+}
+
 // selectionFlags choose the config, environment and scope. Every command
 // has its own copies, as each level of the command line may give them: a
 // urfave/cli flag holds its value, so one flag in two commands would be
@@ -205,7 +219,46 @@ func selectionFlags() []cli.Flag {
 	}
 }
 
-func newApp(d deps) *cli.Command {
+// commands are secretrun's commands, each with its name.
+var commands = []struct {
+	name  string
+	build func(deps) *cli.Command
+}{
+	{"run", func(d deps) *cli.Command { return runCommand(d, d.runF()) }},
+	{"env", envCommand},
+	{"check", checkCommand},
+	{"login", loginCommand},
+	{"logout", logoutCommand},
+	{"keyring", keyringCommand},
+	{"scan", scanCommand},
+	{"status", statusCommand},
+	{"audit", auditCommand},
+	{"import", importCommand},
+	{"version", versionCommand},
+}
+
+// directCommand is the command that args name at once, with no flag of
+// the root's before it: "run" for `secretrun -- CMD`, "" when args name
+// none that way.
+func directCommand(args []string) string {
+	if len(args) < 2 {
+		return ""
+	}
+	if args[1] == "--" {
+		return "run"
+	}
+	for _, c := range commands {
+		if c.name == args[1] {
+			return c.name
+		}
+	}
+	return ""
+}
+
+// newApp builds the command line: every command, or only the one named
+// when only is set. That one is all that can run; setting up the other
+// ten, their flags and help, would cost every start for nothing.
+func newApp(d deps, only string) *cli.Command {
 	app := &cli.Command{
 		Name:      "secretrun",
 		Usage:     "run a program with its secrets in its environment, fetched from a secret manager, never written to disk",
@@ -219,22 +272,13 @@ func newApp(d deps) *cli.Command {
 		ExitErrHandler:  func(context.Context, *cli.Command, error) {},
 		HideHelpCommand: true,
 		HideVersion:     true,
-		Commands: []*cli.Command{
-			runCommand(d, d.runF()),
-			envCommand(d),
-			checkCommand(d),
-			loginCommand(d),
-			logoutCommand(d),
-			keyringCommand(d),
-			scanCommand(d),
-			statusCommand(d),
-			auditCommand(d),
-			importCommand(d),
-			versionCommand(d),
-		},
 	}
-	for _, c := range app.Commands {
-		c.Flags = append(selectionFlags(), c.Flags...)
+	for _, c := range commands {
+		if only == "" || c.name == only {
+			cmd := c.build(d)
+			cmd.Flags = append(selectionFlags(), cmd.Flags...)
+			app.Commands = append(app.Commands, cmd)
+		}
 	}
 	shapeCommands(app)
 	return app

@@ -191,3 +191,54 @@ environments:
 		t.Errorf("--mask=false did not turn CI's masking off")
 	}
 }
+
+// A command line that names its command at once is parsed by an app of
+// that one command; it must read as it does with all of them.
+func TestOneCommandAppParsesAsTheWholeApp(t *testing.T) {
+	d := deps{getwd: os.Getwd}
+	for _, c := range commands {
+		if got := c.build(d).Name; got != c.name {
+			t.Errorf("commands lists %q for a command named %q", c.name, got)
+		}
+	}
+	lines := [][]string{
+		{"--"}, {"--", "app", "--watch"}, {"--", "env"},
+		{"run"}, {"run", "--"}, {"run", "app", "--watch"}, {"run", "--watch", "--mask=false", "-c", "x.yaml", "-e", "prod", "-s", "eu", "--", "app"},
+		{"run", "--watch=maybe", "--", "app"}, {"run", "-1", "--", "app"}, {"run", "--log-format"}, {"run", "--log-format", "xml", "--", "app"},
+		{"run", "--command", "echo", "app"}, {"run", "--bogus", "--", "app"}, {"run", "help"}, {"run", "help", "--watch"}, {"run", "-h"}, {"run", "--help"},
+		{"version"}, {"version", "--help"}, {"version", "extra"}, {"version", "-x"},
+		{"env", "--help"}, {"env", "help"}, {"check", "-h"}, {"login", "--help"}, {"logout", "--bogus"},
+		{"keyring", "--help"}, {"keyring", "help"}, {"keyring", "help", "set"}, {"keyring", "bogus"}, {"keyring", "set", "--help"},
+		{"scan", "--help"}, {"status", "-h"}, {"audit", "--help"}, {"audit", "match", "--help"}, {"import", "--help"},
+	}
+	for _, line := range lines {
+		args := append([]string{"secretrun"}, line...)
+		only := directCommand(args)
+		if only == "" {
+			t.Errorf("%q: names no command at once", line)
+			continue
+		}
+		parse := func(app func(deps) *cli.Command) (status int, stdout, stderr string, opts *runOptions) {
+			var out, errs bytes.Buffer
+			d := deps{stdout: &out, stderr: &errs, getwd: os.Getwd, run: func(_ context.Context, _ *cli.Command, o *runOptions) error {
+				opts = o
+				return nil
+			}}
+			status = runApp(context.Background(), app(d), args, d)
+			return status, out.String(), errs.String(), opts
+		}
+		status, stdout, stderr, opts := parse(func(d deps) *cli.Command { return newApp(d, only) })
+		wantStatus, wantStdout, wantStderr, wantOpts := parse(func(d deps) *cli.Command { return newApp(d, "") })
+		if status != wantStatus || stdout != wantStdout || stderr != wantStderr {
+			t.Errorf("%q with only %s: exit %d, stdout %q, stderr %q; with every command: exit %d, stdout %q, stderr %q", line, only, status, stdout, stderr, wantStatus, wantStdout, wantStderr)
+		}
+		if (opts == nil) != (wantOpts == nil) || opts != nil && (!slices.Equal(opts.Args, wantOpts.Args) || !sameBool(opts.Watch, wantOpts.Watch) || !sameBool(opts.Mask, wantOpts.Mask) || opts.LogFormat != wantOpts.LogFormat || opts.PreserveEnv != wantOpts.PreserveEnv) {
+			t.Errorf("%q with only %s: options %+v; with every command %+v", line, only, opts, wantOpts)
+		}
+	}
+	for _, line := range [][]string{{}, {"-e", "prod", "--", "app"}, {"app"}, {"--help"}, {"help"}, {"bogus"}} {
+		if only := directCommand(append([]string{"secretrun"}, line...)); only != "" {
+			t.Errorf("%q: names %q at once; want the whole app", line, only)
+		}
+	}
+}
