@@ -145,6 +145,17 @@ type document struct {
 	proxy        ast.Node
 	providers    []*providerNode
 	environments []*environmentNode
+	// splits are the sources' common keys as checkAll read them, for the
+	// Plan of this document (each plans once) to use again where the
+	// placeholders changed nothing: decoding them was a third of the time
+	// a config took to load and plan.
+	splits map[*ast.MappingNode]split
+}
+
+// split is a source's common keys and the rest of its keys.
+type split struct {
+	common *commonKeys
+	own    *ast.MappingNode
 }
 
 type providerNode struct {
@@ -347,9 +358,14 @@ func (d *document) checkAll() error {
 	for _, e := range d.environments {
 		for i, src := range e.sources {
 			path := fmt.Sprintf("environments.%s[%d]", e.name, i)
-			if _, _, err := d.splitSource(path, src); err != nil {
+			common, own, err := d.splitSource(path, src)
+			if err != nil {
 				return err
 			}
+			if d.splits == nil {
+				d.splits = map[*ast.MappingNode]split{}
+			}
+			d.splits[src] = split{common, own}
 		}
 	}
 	return nil

@@ -86,6 +86,37 @@ func TestPlanResolvesPlaceholders(t *testing.T) {
 	}
 }
 
+// The common keys of a source are read from the text its placeholders
+// resolved to, and a source without any reads as the file says.
+func TestPlanReadsCommonKeysAfterPlaceholders(t *testing.T) {
+	text := `version: 1
+providers:
+  mem:
+    type: fake
+environments:
+  dev:
+    - from: mem
+      path: plain
+      prefix: ${PFX}
+      keys: ["{env}_key"]
+    - from: mem
+      path: plain
+      prefix: FIXED_
+      keys: [k]
+`
+	p, err := planText(t, text, config.Selection{Lookup: lookup(map[string]string{"PFX": "APP_"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, second := p.Sources[0], p.Sources[1]
+	if first.Prefix != "APP_" || strings.Join(first.Keys, ",") != "dev_key" {
+		t.Errorf("first source: prefix %q keys %v, want APP_ and dev_key", first.Prefix, first.Keys)
+	}
+	if second.Prefix != "FIXED_" || strings.Join(second.Keys, ",") != "k" || second.Pos != "secretrun.yaml:11:7" {
+		t.Errorf("second source: prefix %q keys %v pos %s, want FIXED_, k at secretrun.yaml:11:7", second.Prefix, second.Keys, second.Pos)
+	}
+}
+
 func TestPlanErrors(t *testing.T) {
 	cases := []struct {
 		name, text string

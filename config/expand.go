@@ -18,6 +18,8 @@ type expander struct {
 	// lenient leaves what cannot be resolved empty instead of failing, to
 	// check the keys of providers the environment does not use.
 	lenient bool
+	// changes counts the strings that walk rewrote.
+	changes int
 }
 
 // replaceRefs replaces each `$${` and each `${...}` (up to the first `}`)
@@ -78,7 +80,10 @@ func (x *expander) walk(path string, n ast.Node) error {
 		if err != nil {
 			return errorAt(x.file, v, strings.TrimPrefix(path, "."), "%s", err)
 		}
-		v.Value = out
+		if out != v.Value {
+			v.Value = out
+			x.changes++
+		}
 	}
 	return nil
 }

@@ -95,10 +95,7 @@ func (f *File) Plan(reg *providers.Registry, sel Selection, penv providers.Env) 
 
 	for i, node := range env.sources {
 		path := fmt.Sprintf("environments.%s[%d]", env.name, i)
-		if err := x.walk(path, node); err != nil {
-			return nil, err
-		}
-		common, own, err := d.splitSource(path, node)
+		common, own, err := d.expandSource(x, path, node)
 		if err != nil {
 			return nil, err
 		}
@@ -122,6 +119,19 @@ func (f *File) Plan(reg *providers.Registry, sel Selection, penv providers.Env) 
 		return nil, err
 	}
 	return plan, nil
+}
+
+// expandSource resolves the placeholders of a source and splits it. A
+// source that they left as it was is split as checkAll split it.
+func (d *document) expandSource(x *expander, path string, node *ast.MappingNode) (*commonKeys, *ast.MappingNode, error) {
+	changes := x.changes
+	if err := x.walk(path, node); err != nil {
+		return nil, nil, err
+	}
+	if s, ok := d.splits[node]; ok && x.changes == changes {
+		return s.common, s.own, nil
+	}
+	return d.splitSource(path, node)
 }
 
 // checkFileNames rejects a template whose variable a source of the
