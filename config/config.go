@@ -355,15 +355,13 @@ func (d *document) checkAll() error {
 		return errorAt(d.file, valueOf(d.root, "default_environment", d.root), "default_environment",
 			"environment %q is not defined under environments: (defined: %s)", d.top.DefaultEnvironment, d.environmentNames())
 	}
+	d.splits = map[*ast.MappingNode]split{}
 	for _, e := range d.environments {
 		for i, src := range e.sources {
 			path := fmt.Sprintf("environments.%s[%d]", e.name, i)
 			common, own, err := d.splitSource(path, src)
 			if err != nil {
 				return err
-			}
-			if d.splits == nil {
-				d.splits = map[*ast.MappingNode]split{}
 			}
 			d.splits[src] = split{common, own}
 		}

@@ -5,8 +5,6 @@ package inject
 import (
 	"errors"
 	"os"
-	"path/filepath"
-	"strings"
 	"syscall"
 
 	"github.com/secretrun/secretrun/internal/environ"
@@ -34,45 +32,8 @@ func Exec(cmd Command) error {
 // environment rather than secretrun's, since that is the PATH the child
 // sees.
 func lookPath(name string, env []string) (string, error) {
-	if strings.Contains(name, "/") {
-		return name, checkExecutable(name, name)
-	}
-	path, ok := environ.Lookup(env, "PATH")
-	if !ok {
-		path = "/usr/local/bin:/usr/bin:/bin"
-	}
-	var denied error
-	for _, dir := range filepath.SplitList(path) {
-		if dir == "" {
-			dir = "."
-		}
-		candidate := filepath.Join(dir, name)
-		err := checkExecutable(name, candidate)
-		if err == nil {
-			return candidate, nil
-		}
-		var se *StartError
-		if errors.As(err, &se) && !se.NotFound && denied == nil {
-			denied = err
-		}
-	}
-	if denied != nil {
-		return "", denied
-	}
-	return "", &StartError{Name: name, NotFound: true, Err: os.ErrNotExist}
-}
-
-func checkExecutable(name, path string) error {
-	fi, err := os.Stat(path)
-	switch {
-	case err != nil:
-		return startError(name, err)
-	case fi.IsDir():
-		return &StartError{Name: name, Err: syscall.EISDIR}
-	case fi.Mode()&0o111 == 0:
-		return &StartError{Name: name, Err: syscall.EACCES}
-	}
-	return nil
+	path, err := environ.LookPath(name, env)
+	return path, startError(name, err)
 }
 
 func startError(name string, err error) error {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -84,7 +83,7 @@ func RunShim(args []string, stderr io.Writer) int {
 		}
 		env = setenv(env, "LISTEN_PID", strconv.Itoa(os.Getpid()))
 	}
-	path, err := lookPath(argv[0], env)
+	path, err := environ.LookPath(argv[0], env)
 	if err == nil {
 		err = syscall.Exec(path, argv, env)
 	}
@@ -106,54 +105,4 @@ func setenv(env []string, name, value string) []string {
 		}
 	}
 	return append(out, prefix+value)
-}
-
-// lookPath finds name as execvp(3) would, in the PATH of env, the same way
-// secretrun finds a child it starts directly: a name with a slash is
-// taken as it is; otherwise the first executable file in PATH wins, and
-// when none is, a file found but not executable is reported over "not
-// found".
-func lookPath(name string, env []string) (string, error) {
-	if strings.Contains(name, "/") {
-		return name, checkExecutable(name)
-	}
-	path, ok := environ.Lookup(env, "PATH")
-	if !ok {
-		path = "/usr/local/bin:/usr/bin:/bin"
-	}
-	var denied error
-	for _, dir := range filepath.SplitList(path) {
-		if dir == "" {
-			dir = "."
-		}
-		candidate := filepath.Join(dir, name)
-		err := checkExecutable(candidate)
-		if err == nil {
-			return candidate, nil
-		}
-		if !errors.Is(err, syscall.ENOENT) && !errors.Is(err, syscall.ENOTDIR) && denied == nil {
-			denied = err
-		}
-	}
-	if denied != nil {
-		return "", denied
-	}
-	return "", syscall.ENOENT
-}
-
-func checkExecutable(path string) error {
-	fi, err := os.Stat(path)
-	switch {
-	case err != nil:
-		var pe *os.PathError
-		if errors.As(err, &pe) {
-			return pe.Err
-		}
-		return err
-	case fi.IsDir():
-		return syscall.EISDIR
-	case fi.Mode()&0o111 == 0:
-		return syscall.EACCES
-	}
-	return nil
 }
